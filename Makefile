@@ -1,0 +1,56 @@
+# notifier: `make run` starts the whole stack, `make test` runs the test suite.
+# Both set up everything they need first: virtualenv, pinned requirements,
+# PostgreSQL/RabbitMQ/Redis on their default local ports, database, migrations.
+
+SHELL := /bin/bash
+# The first interpreter that actually runs and is 3.11+ (pyenv shims may exist for missing versions).
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do $$p -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { command -v $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_NS ?= test
+export NOTIFIER_TEST_NAMESPACE := $(TEST_NS)
+
+.PHONY: run test setup services db venv bench clean check-python
+
+run: setup
+	@mkdir -p var/mail
+	@echo "notifier: API http://127.0.0.1:8000/api/v1/  admin /admin/  Flower http://127.0.0.1:5555  mail in var/mail/"
+	$(BIN)/honcho start -f Procfile
+
+test: venv .env services
+	$(BIN)/python notifier/devtools/ensure_db.py
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: venv .env services db
+
+check-python:
+	@test -n "$(PYTHON)" || { echo "notifier needs Python 3.11 or newer with venv (Debian: apt-get install python3 python3-venv)" >&2; exit 1; }
+
+venv: check-python $(STAMP)
+
+$(STAMP): requirements/base.txt requirements/test.txt requirements/constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements/test.txt
+	@touch $(STAMP)
+
+# Local settings for `make run` and manage.py: DEBUG on and a random secret key.
+# Never committed; production sets its environment instead.
+.env:
+	@echo "DEBUG=1" > .env
+	@echo "SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" >> .env
+	@echo "created .env (DEBUG=1, a random SECRET_KEY) for local use"
+
+services:
+	@bash notifier/devtools/ensure_services.sh notifier_$(TEST_NS)
+
+db: venv
+	$(BIN)/python notifier/devtools/ensure_db.py
+	$(BIN)/python manage.py migrate --noinput -v 0
+
+bench: setup
+	$(BIN)/python manage.py bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

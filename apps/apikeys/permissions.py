@@ -1,0 +1,16 @@
+from rest_framework import permissions
+
+from .models import ApiKey
+
+
+class HasScope(permissions.BasePermission):
+    """Requires an API key; views name the scope they need in ``required_scope``."""
+
+    message = "This API key lacks the scope this endpoint needs."
+
+    def has_permission(self, request, view) -> bool:
+        key = request.auth
+        if not isinstance(key, ApiKey):
+            return False
+        scope = getattr(view, "required_scopes", {}).get(request.method) or getattr(view, "required_scope", None)
+        return scope is None or key.has_scope(scope)

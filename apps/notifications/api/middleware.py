@@ -1,0 +1,22 @@
+from django.conf import settings
+from django.http import JsonResponse
+
+
+class BodySizeLimitMiddleware:
+    """413 for request bodies over NOTIFIER_MAX_BODY_BYTES, before anything reads them."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        limit = settings.NOTIFIER_MAX_BODY_BYTES
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > limit:
+            return JsonResponse(
+                {"errors": {"non_field_errors": [f"Request body is {length} bytes; the limit is {limit}."]}},
+                status=413,
+            )
+        return self.get_response(request)

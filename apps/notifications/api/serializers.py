@@ -1,0 +1,47 @@
+from rest_framework import serializers
+
+from notifier.pii import mask_address
+
+from ..models import Notification, NotificationEvent
+
+
+class NotificationAcceptedSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Notification
+        fields = ("id", "channel", "status", "priority", "category", "created_at", "scheduled_for")
+
+
+class EventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = NotificationEvent
+        fields = ("status", "at", "detail")
+
+
+class NotificationDetailSerializer(serializers.ModelSerializer):
+    recipient = serializers.SerializerMethodField()
+    to = serializers.SerializerMethodField()
+    events = EventSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Notification
+        fields = (
+            "id", "channel", "status", "priority", "category", "created_at", "scheduled_for",
+            "recipient", "to", "attempts", "last_error", "provider", "provider_message_id", "sent_at",
+            "delivered_at", "expires_at", "group_key", "metadata", "events",
+        )
+
+    def get_recipient(self, obj) -> str | None:
+        return obj.recipient.external_id if obj.recipient_id and obj.recipient else None
+
+    def get_to(self, obj) -> str:
+        if obj.to:
+            return mask_address(obj.channel, obj.to)
+        tokens = (obj.content or {}).get("device_tokens")
+        if tokens:
+            return ", ".join(mask_address("push", t) for t in tokens)
+        return ""
+
+
+class NotificationListItemSerializer(NotificationDetailSerializer):
+    class Meta(NotificationDetailSerializer.Meta):
+        fields = tuple(f for f in NotificationDetailSerializer.Meta.fields if f != "events")

@@ -1,0 +1,348 @@
+"""The worker side: claim a chunk, send it, write the results back in bulk.
+
+Also the two beat jobs: ``dispatch_due`` (release scheduled notifications and
+retries whose time has come) and ``sweep`` (recover rows whose worker died or
+whose message was lost).
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from notifier.channels.base import Message, ProviderError
+from notifier.channels.failover import Outcome, send_with_failover
+from notifier.channels.registry import providers_for
+from notifier.retry import Backoff, should_retry
+
+from .categories import category_get
+from .models import Notification, NotificationEvent, Status
+from .queues import publish_dead_letters
+from .services import enqueue_after_commit
+
+logger = logging.getLogger(__name__)
+
+TABLE = Notification._meta.db_table
+
+
+@dataclass
+class Result:
+    """What happened to one claimed notification."""
+
+    notification: Notification
+    status: str
+    provider: str = ""
+    provider_message_id: str = ""
+    error: str = ""
+    detail: str = ""
+    attempted: bool = True  # a provider was called (counts towards `attempts`)
+    next_attempt_at: datetime | None = None
+    dead_letter: bool = False
+
+
+# --- claim -------------------------------------------------------------------------
+
+def claim(ids: Iterable[str], now: datetime) -> list[Notification]:
+    """Move ``queued`` rows among ``ids`` to ``sending`` and return them.
+
+    One conditional UPDATE: rows already claimed, sent, waiting for a retry
+    time or cancelled are skipped, so a redelivered message never sends twice.
+    """
+    ids = [str(i) for i in ids]
+    if not ids:
+        return []
+    rows = list(Notification.objects.raw(
+        f"UPDATE {TABLE} SET status = %s, claimed_at = %s, updated_at = %s "
+        f"WHERE id = ANY(%s::uuid[]) AND status = %s AND next_attempt_at IS NULL RETURNING *",
+        [Status.SENDING, now, now, ids, Status.QUEUED],
+    ))
+    if rows:
+        NotificationEvent.objects.bulk_create([
+            NotificationEvent(notification_id=n.id, status=Status.SENDING, at=now, attempt=n.attempts + 1)
+            for n in rows
+        ])
+    return rows
+
+
+# --- build messages -------------------------------------------------------------
+
+def _targets(notification: Notification, devices: dict[int, list[Any]]) -> list[tuple[str, str]]:
+    """(address, platform) pairs to send this notification to."""
+    recipient = notification.recipient
+    channel = notification.channel
+    if channel == "push":
+        tokens = notification.content.get("device_tokens") or []
+        if tokens:
+            return [(t, "") for t in tokens]
+        return [(d.token, d.platform) for d in devices.get(notification.recipient_id, [])]
+    if notification.to:
+        return [(notification.to, "")]
+    if recipient is None:
+        return []
+    if channel == "email":
+        return [(recipient.email, "")] if recipient.email else []
+    if channel == "sms":
+        return [(recipient.phone, "")] if recipient.phone else []
+    return [(recipient.external_id, "")]
+
+
+def _message(notification: Notification, address: str, platform: str) -> Message:
+    content = notification.content or {}
+    category = category_get(notification.category)
+    return Message(
+        notification_id=str(notification.id), channel=notification.channel, to=address,
+        category=notification.category, priority=notification.priority,
+        subject=content.get("subject", ""), body=content.get("body", ""), html=content.get("html", ""),
+        title=content.get("title", ""), data=content.get("data") or {}, platform=platform,
+        allow_unsubscribe=bool(category and category.allow_opt_out),
+    )
+
+
+def _load_devices(rows: list[Notification]) -> dict[int, list[Any]]:
+    from apps.recipients.models import Device
+
+    recipient_ids = {n.recipient_id for n in rows if n.channel == "push" and n.recipient_id}
+    devices: dict[int, list[Any]] = defaultdict(list)
+    if recipient_ids:
+        for device in Device.objects.filter(recipient_id__in=recipient_ids, active=True).order_by("id"):
+            devices[device.recipient_id].append(device)
+    return devices
+
+
+# --- deliver ---------------------------------------------------------------------
+
+def _backoff() -> Backoff:
+    return Backoff(base=settings.NOTIFIER_RETRY_BACKOFF_BASE, cap=settings.NOTIFIER_RETRY_BACKOFF_MAX)
+
+
+def _result_from_outcomes(notification: Notification, outcomes: list[Outcome], now: datetime) -> Result:
+    sent = [o for o in outcomes if o.ok]
+    detail = " | ".join(o.describe() for o in outcomes)
+    if sent:
+        return Result(notification, Status.SENT, provider=sent[0].provider,
+                      provider_message_id=sent[0].message_id or "", detail=detail)
+    transient = [o for o in outcomes if o.error and not o.error.permanent]
+    failure = (transient or outcomes)[0]
+    error_text = str(failure.error)
+    if not transient:
+        return Result(notification, Status.FAILED, provider=failure.provider, error=error_text, detail=detail)
+    attempts_in_budget = notification.attempts + 1 - notification.attempts_at_replay
+    if should_retry(attempts_in_budget):
+        delay = _backoff().delay(attempts_in_budget, retry_after=failure.error.retry_after)
+        at = now + timedelta(seconds=delay)
+        return Result(notification, Status.QUEUED, provider=failure.provider, error=error_text,
+                      detail=f"retry {attempts_in_budget} in {delay:.2f}s after: {detail}", next_attempt_at=at)
+    return Result(notification, Status.FAILED, provider=failure.provider, error=error_text,
+                  detail=f"retries exhausted: {detail}", dead_letter=True)
+
+
+def deliver_chunk(ids: Iterable[str]) -> dict[str, int]:
+    """Deliver the notifications among ``ids`` that are still waiting. Returns counts by status."""
+    now = timezone.now()
+    rows = claim(ids, now)
+    if not rows:
+        return {}
+    recipients = {}
+    recipient_ids = {n.recipient_id for n in rows if n.recipient_id}
+    if recipient_ids:
+        from apps.recipients.models import Recipient
+
+        recipients = Recipient.objects.in_bulk(recipient_ids)
+    for n in rows:
+        n.recipient = recipients.get(n.recipient_id)
+    devices = _load_devices(rows)
+
+    results: list[Result] = []
+    sendable: dict[str, list[tuple[Notification, list[Message]]]] = defaultdict(list)
+    for n in rows:
+        if n.expires_at and n.expires_at <= now:
+            results.append(Result(n, Status.EXPIRED, detail="expired before sending", attempted=False))
+            continue
+        targets = _targets(n, devices)
+        if not targets:
+            results.append(Result(n, Status.FAILED, error="no address to send to", detail="no address to send to",
+                                  attempted=False))
+            continue
+        sendable[n.channel].append((n, [_message(n, address, platform) for address, platform in targets]))
+
+    for channel, items in sendable.items():
+        providers = providers_for(channel)
+        flat = [m for _, messages in items for m in messages]
+        outcomes = send_with_failover(providers, flat)
+        position = 0
+        sent_at = timezone.now()
+        for n, messages in items:
+            mine = outcomes[position:position + len(messages)]
+            position += len(messages)
+            results.append(_result_from_outcomes(n, mine, sent_at))
+
+    record_results(results)
+    counts: dict[str, int] = defaultdict(int)
+    for r in results:
+        counts[r.status] += 1
+    return dict(counts)
+
+
+def record_results(results: list[Result]) -> None:
+    """Write every result with one UPDATE and one INSERT of events; dead-letter after commit."""
+    if not results:
+        return
+    now = timezone.now()
+    ids, statuses, providers, message_ids, errors, next_at, increments = [], [], [], [], [], [], []
+    for r in results:
+        ids.append(str(r.notification.id))
+        statuses.append(r.status)
+        providers.append(r.provider)
+        message_ids.append(r.provider_message_id)
+        errors.append(r.error)
+        next_at.append(r.next_attempt_at)
+        increments.append(1 if r.attempted else 0)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                UPDATE {TABLE} AS n SET
+                    status = v.status,
+                    attempts = n.attempts + v.inc,
+                    provider = CASE WHEN v.provider = '' THEN n.provider ELSE v.provider END,
+                    provider_message_id = CASE WHEN v.pmid = '' THEN n.provider_message_id ELSE v.pmid END,
+                    last_error = CASE WHEN v.status = %s THEN n.last_error ELSE v.err END,
+                    next_attempt_at = v.next_at,
+                    sent_at = CASE WHEN v.status = %s THEN %s ELSE n.sent_at END,
+                    claimed_at = NULL,
+                    updated_at = %s
+                FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[],
+                            %s::timestamptz[], %s::int[]) AS v(id, status, provider, pmid, err, next_at, inc)
+                WHERE n.id = v.id AND n.status = %s
+                """,
+                [Status.SENT, Status.SENT, now, now, ids, statuses, providers, message_ids, errors,
+                 next_at, increments, Status.SENDING],
+            )
+        NotificationEvent.objects.bulk_create([
+            NotificationEvent(
+                notification_id=r.notification.id, status=r.status, at=now, detail=r.detail or r.error,
+                provider=r.provider, attempt=(r.notification.attempts + 1) if r.attempted else None,
+            )
+            for r in results
+        ])
+        letters = [
+            {
+                "id": str(r.notification.id), "channel": r.notification.channel,
+                "priority": r.notification.priority, "category": r.notification.category,
+                "attempts": r.notification.attempts + 1, "last_error": r.error, "failed_at": now.isoformat(),
+            }
+            for r in results if r.dead_letter
+        ]
+        if letters:
+            transaction.on_commit(lambda: _dead_letter(letters))
+
+
+def _dead_letter(letters: list[dict]) -> None:
+    try:
+        publish_dead_letters(letters)
+    except Exception:  # noqa: BLE001 - the rows are `failed` in PostgreSQL; `replay --status failed` finds them
+        logger.exception("could not publish %d dead letters", len(letters))
+
+
+# --- beat jobs -----------------------------------------------------------------------
+
+def dispatch_due(*, limit: int = 5000, max_rounds: int = 20) -> int:
+    """Queue scheduled notifications and retries whose time has come; expire overdue ones.
+
+    Claims due rows with ``FOR UPDATE SKIP LOCKED`` so concurrent dispatchers
+    never take the same row. Returns how many were queued.
+    """
+    total = 0
+    for _ in range(max_rounds):
+        now = timezone.now()
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"""
+                    WITH due AS (
+                        SELECT id, status AS old_status FROM {TABLE}
+                        WHERE next_attempt_at <= %s AND status IN (%s, %s)
+                        ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED
+                    )
+                    UPDATE {TABLE} AS n SET
+                        status = CASE WHEN n.expires_at IS NOT NULL AND n.expires_at <= %s THEN %s ELSE %s END,
+                        next_attempt_at = NULL, queued_at = %s, updated_at = %s
+                    FROM due WHERE n.id = due.id
+                    RETURNING n.id, n.priority, n.status, due.old_status
+                    """,
+                    [now, Status.SCHEDULED, Status.QUEUED, limit, now, Status.EXPIRED, Status.QUEUED, now, now],
+                )
+                rows = cursor.fetchall()
+            if not rows:
+                return total
+            events = []
+            publish = []
+            for notification_id, priority, status, old_status in rows:
+                if status == Status.EXPIRED:
+                    events.append(NotificationEvent(notification_id=notification_id, status=Status.EXPIRED, at=now,
+                                                    detail="expired before it could be sent"))
+                    continue
+                publish.append((notification_id, priority))
+                if old_status == Status.SCHEDULED:
+                    events.append(NotificationEvent(notification_id=notification_id, status=Status.QUEUED, at=now,
+                                                    detail="released by the dispatcher"))
+            NotificationEvent.objects.bulk_create(events)
+            if publish:
+                transaction.on_commit(lambda items=publish: enqueue_after_commit(items))
+        total += len(publish)
+        if len(rows) < limit:
+            break
+    return total
+
+
+def sweep(*, limit: int = 10000) -> dict[str, int]:
+    """Recover stuck work: ``sending`` rows whose worker died, ``queued`` rows whose message was lost.
+
+    Both are made due again; the dispatcher publishes them.
+    """
+    now = timezone.now()
+    stale_claim = now - timedelta(seconds=settings.NOTIFIER_CLAIM_TIMEOUT)
+    lost_publish = now - timedelta(seconds=settings.NOTIFIER_REQUEUE_AFTER)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                WITH stuck AS (
+                    SELECT id FROM {TABLE} WHERE status = %s AND claimed_at < %s
+                    LIMIT %s FOR UPDATE SKIP LOCKED
+                )
+                UPDATE {TABLE} AS n SET status = %s, claimed_at = NULL, next_attempt_at = %s, updated_at = %s
+                FROM stuck WHERE n.id = stuck.id RETURNING n.id
+                """,
+                [Status.SENDING, stale_claim, limit, Status.QUEUED, now, now],
+            )
+            reclaimed = [row[0] for row in cursor.fetchall()]
+            cursor.execute(
+                f"""
+                WITH lost AS (
+                    SELECT id FROM {TABLE}
+                    WHERE status = %s AND next_attempt_at IS NULL AND queued_at < %s
+                    LIMIT %s FOR UPDATE SKIP LOCKED
+                )
+                UPDATE {TABLE} AS n SET next_attempt_at = %s, updated_at = %s
+                FROM lost WHERE n.id = lost.id RETURNING n.id
+                """,
+                [Status.QUEUED, lost_publish, limit, now, now],
+            )
+            republished = [row[0] for row in cursor.fetchall()]
+        NotificationEvent.objects.bulk_create(
+            [NotificationEvent(notification_id=i, status=Status.QUEUED, at=now,
+                               detail="put back: its worker did not finish") for i in reclaimed]
+            + [NotificationEvent(notification_id=i, status=Status.QUEUED, at=now,
+                                 detail="republished: no worker had claimed it") for i in republished]
+        )
+    if reclaimed or republished:
+        logger.warning("sweep: %d reclaimed from dead workers, %d republished", len(reclaimed), len(republished))
+        dispatch_due()
+    return {"reclaimed": len(reclaimed), "republished": len(republished)}

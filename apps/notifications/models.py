@@ -1,0 +1,112 @@
+from django.db import models
+
+from notifier.ids import uuid7
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email"
+    SMS = "sms"
+    PUSH = "push"
+    IN_APP = "in_app"
+
+
+class Priority(models.TextChoices):
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class Status(models.TextChoices):
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+TERMINAL_STATUSES = frozenset({Status.FAILED, Status.SUPPRESSED, Status.CANCELLED, Status.EXPIRED, Status.DELIVERED})
+
+
+class Category(models.Model):
+    """The kind of a notification: default priority, opt-out and quiet-hours policy."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100, blank=True)
+    description = models.TextField(blank=True)
+    default_priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.NORMAL)
+    allow_opt_out = models.BooleanField(default=True, help_text="Recipients may opt out of this category.")
+    quiet_hours_apply = models.BooleanField(default=False, help_text="Held during a recipient's quiet hours.")
+
+    class Meta:
+        verbose_name_plural = "categories"
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Notification(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    recipient = models.ForeignKey(
+        "recipients.Recipient", null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications",
+    )
+    to = models.CharField(max_length=320, blank=True, help_text="Direct address (email or phone) when no recipient.")
+    category = models.CharField(max_length=64, default="transactional")
+    priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.NORMAL)
+    template = models.CharField(max_length=100, blank=True)
+    locale = models.CharField(max_length=35, blank=True)
+    content = models.JSONField(default=dict, help_text="Rendered subject/body/html/title/data.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    attempts_at_replay = models.PositiveIntegerField(default=0, help_text="attempts when last replayed.")
+    last_error = models.TextField(blank=True)
+    provider = models.CharField(max_length=32, blank=True)
+    provider_message_id = models.CharField(max_length=255, blank=True)
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the dispatcher should (re)queue it: schedule or retry time.",
+    )
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="When its message was last published.")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    group_key = models.CharField(max_length=255, blank=True)
+    api_key = models.ForeignKey("apikeys.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["next_attempt_at"], name="notif_due_idx",
+                         condition=models.Q(next_attempt_at__isnull=False)),
+            models.Index(fields=["status", "channel"], name="notif_status_idx"),
+            models.Index(fields=["recipient", "id"], name="notif_recipient_idx"),
+            models.Index(fields=["group_key"], name="notif_group_idx", condition=~models.Q(group_key="")),
+            models.Index(fields=["provider_message_id"], name="notif_provider_msg_idx",
+                         condition=~models.Q(provider_message_id="")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.id} ({self.status})"
+
+
+class NotificationEvent(models.Model):
+    """One row per status change or delivery attempt: the `events` history."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="events")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    at = models.DateTimeField()
+    detail = models.TextField(blank=True)
+    provider = models.CharField(max_length=32, blank=True)
+    attempt = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["notification", "at"], name="event_notif_at_idx")]

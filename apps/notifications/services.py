@@ -1,0 +1,140 @@
+"""Writes: creating, enqueuing, replaying notifications."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from typing import Any, Iterable
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .models import Notification, NotificationEvent, Status
+from .queues import publish_deliveries
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class NotificationSpec:
+    """A validated request to send one notification (the output of input validation)."""
+
+    channel: str
+    category: str
+    priority: str
+    content: dict[str, Any]
+    recipient: Any = None  # apps.recipients.models.Recipient or None
+    to: str = ""
+    template: str = ""
+    locale: str = ""
+    scheduled_for: datetime | None = None
+    expires_at: datetime | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    group_key: str = ""
+    # Set by policy (preferences, quiet hours) before insert:
+    status: str = ""
+    status_detail: str = ""
+    hold_until: datetime | None = None
+
+
+def _initial_state(spec: NotificationSpec, now: datetime) -> tuple[str, datetime | None, str]:
+    """Status, next_attempt_at and event detail for a new notification."""
+    if spec.status == Status.SUPPRESSED:
+        return Status.SUPPRESSED, None, spec.status_detail
+    release = spec.scheduled_for if spec.scheduled_for and spec.scheduled_for > now else None
+    if spec.hold_until and (release is None or spec.hold_until > release):
+        return Status.SCHEDULED, spec.hold_until, spec.status_detail or f"held until {spec.hold_until.isoformat()}"
+    if release is not None:
+        return Status.SCHEDULED, release, f"scheduled for {release.isoformat()}"
+    return Status.QUEUED, None, ""
+
+
+def notifications_create(*, specs: list[NotificationSpec], api_key=None) -> list[Notification]:
+    """Insert notifications and their first events in one transaction; publish after commit.
+
+    Returns the saved notifications in the order of ``specs``.
+    """
+    now = timezone.now()
+    notifications: list[Notification] = []
+    events: list[NotificationEvent] = []
+    for spec in specs:
+        status, next_attempt_at, detail = _initial_state(spec, now)
+        notification = Notification(
+            channel=spec.channel, recipient=spec.recipient, to=spec.to, category=spec.category,
+            priority=spec.priority, template=spec.template, locale=spec.locale, content=spec.content,
+            status=status, scheduled_for=spec.scheduled_for, expires_at=spec.expires_at,
+            next_attempt_at=next_attempt_at, queued_at=now if status == Status.QUEUED else None,
+            metadata=spec.metadata, group_key=spec.group_key, api_key=api_key,
+            created_at=now, updated_at=now,
+        )
+        notifications.append(notification)
+        events.append(NotificationEvent(notification=notification, status=status, at=now, detail=detail))
+    with transaction.atomic():
+        Notification.objects.bulk_create(notifications)
+        NotificationEvent.objects.bulk_create(events)
+        to_publish = [(n.id, n.priority) for n in notifications if n.status == Status.QUEUED]
+        if to_publish:
+            transaction.on_commit(lambda: enqueue_after_commit(to_publish))
+    return notifications
+
+
+def enqueue_after_commit(items: list[tuple[Any, str]]) -> None:
+    """Publish delivery tasks; if the broker is unreachable, leave the rows due for the dispatcher."""
+    try:
+        publish_deliveries(items)
+    except Exception:  # noqa: BLE001 - the row is safe in PostgreSQL; the dispatcher republishes it
+        logger.exception("publish failed for %d notifications; the dispatcher will republish them", len(items))
+        try:
+            Notification.objects.filter(id__in=[i for i, _ in items], status=Status.QUEUED).update(
+                next_attempt_at=timezone.now())
+        except Exception:  # noqa: BLE001 - then the sweep finds them by queued_at
+            logger.exception("could not mark unpublished notifications as due")
+
+
+def notifications_requeue(*, ids: Iterable[Any], detail: str) -> int:
+    """Give failed notifications a fresh retry budget and put them back on their queues.
+
+    Their attempts and events are kept. Returns how many were requeued.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            Notification.objects.select_for_update(skip_locked=True)
+            .filter(id__in=list(ids), status=Status.FAILED)
+            .values_list("id", "priority", "attempts")
+        )
+        if not rows:
+            return 0
+        Notification.objects.filter(id__in=[i for i, _, _ in rows]).update(
+            status=Status.QUEUED, attempts_at_replay=F("attempts"), next_attempt_at=None, queued_at=now,
+            claimed_at=None, updated_at=now,
+        )
+        NotificationEvent.objects.bulk_create(
+            [NotificationEvent(notification_id=i, status=Status.QUEUED, at=now, detail=detail) for i, _, _ in rows]
+        )
+        items = [(i, p) for i, p, _ in rows]
+        transaction.on_commit(lambda: enqueue_after_commit(items))
+    return len(rows)
+
+
+def failed_notifications(*, since: datetime | None = None, channel: str | None = None):
+    qs = Notification.objects.filter(status=Status.FAILED)
+    if since is not None:
+        qs = qs.filter(updated_at__gte=since)
+    if channel:
+        qs = qs.filter(channel=channel)
+    return qs.order_by("id")
+
+
+def parse_since(value: str) -> datetime:
+    """``--since`` accepts an ISO 8601 time or a duration like 30m, 2h, 1d."""
+    value = value.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if value and value[-1] in units and value[:-1].isdigit():
+        return timezone.now() - timedelta(seconds=int(value[:-1]) * units[value[-1]])
+    parsed = datetime.fromisoformat(value)
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=dt_timezone.utc)
+    return parsed

@@ -1,0 +1,24 @@
+"""Celery tasks: thin wrappers that take ids and call the delivery code."""
+from celery import shared_task
+from django.db import DatabaseError
+
+from . import delivery
+
+
+@shared_task(name="notifier.deliver", acks_late=True, autoretry_for=(DatabaseError,),
+             retry_backoff=True, retry_backoff_max=60, max_retries=10)
+def deliver(ids: list[str]) -> dict[str, int]:
+    """Deliver a chunk of notifications (published to the queue of their priority)."""
+    return delivery.deliver_chunk(ids)
+
+
+@shared_task(name="notifier.dispatch_due", acks_late=True)
+def dispatch_due() -> int:
+    """Beat: queue scheduled notifications and retries that are due."""
+    return delivery.dispatch_due()
+
+
+@shared_task(name="notifier.sweep", acks_late=True)
+def sweep() -> dict[str, int]:
+    """Beat: put back work lost to dead workers or dropped publishes."""
+    return delivery.sweep()

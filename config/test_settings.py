@@ -1,0 +1,35 @@
+"""Settings for the test suite.
+
+Tests share the machine's PostgreSQL, RabbitMQ and Redis with other runs, so
+they use their own database, RabbitMQ vhost and Redis database, named from
+``NOTIFIER_TEST_NAMESPACE`` (default ``test``). Worker and beat processes
+started by integration tests load this same module, so they see the same
+database and broker.
+"""
+import os
+
+os.environ.setdefault("DEBUG", "1")
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+
+_NS = os.environ.get("NOTIFIER_TEST_NAMESPACE", "test")
+_DB = f"notifier_{_NS}"
+_VHOST = f"notifier_{_NS}"
+_REDIS_DB = os.environ.get("NOTIFIER_TEST_REDIS_DB", "15")
+
+os.environ["DATABASE_URL"] = f"postgres://127.0.0.1:5432/{_DB}"
+os.environ["CELERY_BROKER_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{_VHOST}"
+os.environ["REDIS_URL"] = f"redis://127.0.0.1:6379/{_REDIS_DB}"
+os.environ.setdefault("NOTIFIER_RETRY_BACKOFF_BASE", "0.05")
+os.environ.setdefault("NOTIFIER_RETRY_BACKOFF_MAX", "0.5")
+os.environ.setdefault("NOTIFIER_DISPATCH_INTERVAL", "0.25")
+os.environ.setdefault("NOTIFIER_SWEEP_INTERVAL", "1")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+from .settings import *  # noqa: E402,F401,F403
+from .settings import DATABASES  # noqa: E402
+
+DATABASES["default"]["TEST"] = {"NAME": _DB}
+DATABASES["default"]["NAME"] = _DB
+ALLOWED_HOSTS = ["*"]
+TEST_VHOST = _VHOST
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,14 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from apps.notifications.api import errors
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
+    path("api/v1/", include("apps.notifications.api.urls")),
+]
+
+handler404 = errors.json_not_found
+handler500 = errors.json_server_error

@@ -1,0 +1,73 @@
+"""The one interface every channel provider implements."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+
+class ProviderError(Exception):
+    """A provider could not take a message.
+
+    ``permanent`` errors (invalid address, unregistered device, 5xx SMTP reply)
+    fail the notification at once; transient ones (timeouts, 5xx HTTP, 429,
+    connection errors) are retried. ``retry_after`` is the provider's own hint,
+    in seconds, when it gave one.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None,
+                 code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.retry_after = retry_after
+        self.code = code
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        kind = "permanent" if self.permanent else "transient"
+        return f"{self.message} ({kind})"
+
+
+@dataclass
+class Message:
+    """A rendered notification, ready for one provider call."""
+
+    notification_id: str
+    channel: str
+    to: str
+    category: str = "transactional"
+    priority: str = "normal"
+    subject: str = ""
+    body: str = ""
+    html: str = ""
+    title: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    platform: str = ""
+    allow_unsubscribe: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Provider:
+    """Base class: subclasses set ``name``/``channel`` and implement ``send``.
+
+    ``send`` returns the provider's message id or raises ``ProviderError``.
+    ``send_many`` may be overridden to reuse a connection across a chunk; it
+    returns, per message and in order, either a message id or a ProviderError.
+    """
+
+    name: str = ""
+    channel: str = ""
+
+    def send(self, message: Message) -> str:
+        raise NotImplementedError
+
+    def send_many(self, messages: Iterable[Message]) -> list[str | ProviderError]:
+        results: list[str | ProviderError] = []
+        for message in messages:
+            try:
+                results.append(self.send(message))
+            except ProviderError as exc:
+                results.append(exc)
+        return results
+
+    def close(self) -> None:
+        """Release pooled connections (called at worker shutdown)."""
