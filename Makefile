@@ -8,8 +8,11 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do $$p -c '
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Tests use their own database (notifier_$(TEST_NS)), RabbitMQ vhost and Redis db.
 TEST_NS ?= test
+TEST_REDIS_DB ?= 15
 export NOTIFIER_TEST_NAMESPACE := $(TEST_NS)
+export NOTIFIER_TEST_REDIS_DB := $(TEST_REDIS_DB)
 
 .PHONY: run test setup services db venv bench clean check-python
 

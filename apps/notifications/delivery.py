@@ -21,6 +21,7 @@ from notifier.channels.failover import Outcome, send_with_failover
 from notifier.channels.registry import providers_for
 from notifier.retry import Backoff, should_retry
 
+from . import policy
 from .categories import category_get
 from .models import Notification, NotificationEvent, Status
 from .queues import publish_dead_letters
@@ -159,10 +160,16 @@ def deliver_chunk(ids: Iterable[str]) -> dict[str, int]:
     devices = _load_devices(rows)
 
     results: list[Result] = []
+    verdicts = policy.before_send([n for n in rows if not (n.expires_at and n.expires_at <= now)], now)
     sendable: dict[str, list[tuple[Notification, list[Message]]]] = defaultdict(list)
     for n in rows:
         if n.expires_at and n.expires_at <= now:
             results.append(Result(n, Status.EXPIRED, detail="expired before sending", attempted=False))
+            continue
+        verdict = verdicts.get(n.id)
+        if verdict is not None:
+            results.append(Result(n, verdict.status, detail=verdict.detail, attempted=False,
+                                  next_attempt_at=verdict.hold_until))
             continue
         targets = _targets(n, devices)
         if not targets:

@@ -34,6 +34,7 @@ def publish_deliveries(items: Iterable[tuple[object, str]]) -> None:
     """
     from .tasks import deliver
 
+    _ensure_topology()
     by_priority: dict[str, list[str]] = defaultdict(list)
     for notification_id, priority in items:
         by_priority[priority].append(str(notification_id))
@@ -42,6 +43,18 @@ def publish_deliveries(items: Iterable[tuple[object, str]]) -> None:
         for chunk in chunked(ids, settings.NOTIFIER_CHUNK_SIZE):
             deliver.apply_async(args=[chunk], queue=queue, routing_key=queue,
                                 exchange=settings.NOTIFIER_EXCHANGE)
+
+
+_declared = False
+
+
+def _ensure_topology() -> None:
+    """Declare queues once per process, so a message is never dropped as unroutable
+    because no worker has declared its queue yet."""
+    global _declared
+    if not _declared:
+        declare_topology()
+        _declared = True
 
 
 def declare_topology() -> None:

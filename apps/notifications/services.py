@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from . import policy
 from .models import Notification, NotificationEvent, Status
 from .queues import publish_deliveries
 
@@ -57,6 +58,7 @@ def notifications_create(*, specs: list[NotificationSpec], api_key=None) -> list
     Returns the saved notifications in the order of ``specs``.
     """
     now = timezone.now()
+    policy.at_acceptance(specs, now)
     notifications: list[Notification] = []
     events: list[NotificationEvent] = []
     for spec in specs:

@@ -9,6 +9,7 @@ programmable failures to exercise retries.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import email
 import email.policy
 import itertools
@@ -32,6 +33,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.sink.delay:
+            await asyncio.sleep(self.sink.delay)
         reply = self.sink.reply_for_data()
         if reply:
             return reply
@@ -52,6 +55,7 @@ class SmtpSink:
         self.port = port
         self.directory = Path(directory) if directory else None
         self.messages: list[email.message.EmailMessage] = []
+        self.delay = 0.0  # seconds to wait before answering DATA (a slow relay)
         self._lock = threading.Lock()
         self._fail_remaining = 0
         self._fail_reply = ""

@@ -1,0 +1,102 @@
+"""Shared fixtures.
+
+Tests use their own PostgreSQL database, RabbitMQ vhost and Redis database
+(see config/test_settings.py), start from a clean state, and stop every
+process they start.
+"""
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+
+
+def _purge_broker() -> None:
+    """Delete the test vhost's queues so each run starts empty and re-declares them."""
+    from config.celery_app import app
+
+    with app.connection_for_write() as conn:
+        channel = conn.channel()
+        for name in [*settings.PRIORITY_QUEUES.values(), settings.NOTIFIER_DEAD_QUEUE]:
+            try:
+                channel.queue_delete(name)
+            except Exception:  # noqa: BLE001 - not there yet
+                channel = conn.channel()
+        channel.close()
+    from apps.notifications import queues
+
+    queues._declared = False
+    queues.declare_topology()
+
+
+def _flush_redis() -> None:
+    import redis
+
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_services():
+    assert "test" in settings.DATABASES["default"]["NAME"] or settings.DATABASES["default"]["NAME"].startswith(
+        "notifier_"), "tests must not run against the main database"
+    _flush_redis()
+    _purge_broker()
+    yield
+
+
+@pytest.fixture
+def purge_queues():
+    """Empty the priority queues and the dead-letter queue."""
+    _purge_broker()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _defaults(request):
+    """Default categories (flushed by transactional tests) and fresh in-process caches."""
+    from apps.apikeys.services import clear_cache as clear_key_cache
+    from apps.notifications.categories import clear_cache as clear_category_cache
+    from notifier.channels.registry import providers_for
+
+    clear_key_cache()
+    clear_category_cache()
+    providers_for.cache_clear()
+    marker = request.node.get_closest_marker("django_db")
+    names = set(request.fixturenames)
+    wants_db = None
+    if "transactional_db" in names or (marker and marker.kwargs.get("transaction")):
+        wants_db = "transactional_db"
+    elif "db" in names or marker:
+        wants_db = "db"
+    if wants_db:
+        from apps.notifications.categories import ensure_default_categories
+
+        request.getfixturevalue(wants_db)
+        ensure_default_categories()
+    yield
+    providers_for.cache_clear()
+
+
+@pytest.fixture
+def api_key(db):
+    from apps.apikeys.services import api_key_create
+
+    return api_key_create(name="tests")
+
+
+@pytest.fixture
+def api(api_key):
+    """An APIClient authenticated with a key that has every scope."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key.raw}")
+    return client
+
+
+@pytest.fixture
+def smtp_sink():
+    from notifier.devtools.smtp_sink import SmtpSink
+
+    sink = SmtpSink().start()
+    yield sink
+    sink.stop()

@@ -1,0 +1,119 @@
+"""Real Celery worker and beat processes for integration tests.
+
+``Stack`` starts them against the test database and vhost (config.test_settings),
+waits until each worker answers a ping, and stops every process it started.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CELERY = str(Path(sys.executable).with_name("celery"))
+ALL_QUEUES = "notifications.high,notifications.normal,notifications.low"
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
+    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+class Proc:
+    def __init__(self, popen: subprocess.Popen, name: str, log: Path):
+        self.popen, self.name, self.log = popen, name, log
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group (worker main process and its pool children)."""
+        try:
+            os.killpg(self.popen.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if not self.alive():
+            self.kill(signal.SIGKILL)
+            return
+        self.kill(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill(signal.SIGKILL)
+            self.popen.wait(5)
+        self.kill(signal.SIGKILL)  # any orphaned pool child
+
+    def output(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+class Stack:
+    def __init__(self, workdir: Path, env: dict[str, str] | None = None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.test_settings", "PYTHONPATH": str(ROOT),
+                    **(env or {})}
+        self.procs: list[Proc] = []
+
+    def _start(self, args: list[str], name: str, env: dict[str, str] | None) -> Proc:
+        log = self.workdir / f"{name}.log"
+        popen = subprocess.Popen(
+            args, cwd=ROOT, env={**self.env, **(env or {})}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        proc = Proc(popen, name, log)
+        self.procs.append(proc)
+        return proc
+
+    def worker(self, queues: str = ALL_QUEUES, concurrency: int = 2, env: dict[str, str] | None = None,
+               prefetch: int | None = None, wait: bool = True) -> Proc:
+        name = f"w{len(self.procs)}-{uuid.uuid4().hex[:6]}@test"
+        args = [CELERY, "-A", "config.celery_app", "worker", "-Q", queues, "-n", name, "-c", str(concurrency),
+                "--pool", "prefork", "--without-gossip", "--without-mingle", "-l", "WARNING"]
+        if prefetch is not None:
+            args += ["--prefetch-multiplier", str(prefetch)]
+        proc = self._start(args, name, env)
+        if wait:
+            self.wait_ready(proc)
+        return proc
+
+    def beat(self, env: dict[str, str] | None = None, scheduler: str = "celery.beat:PersistentScheduler") -> Proc:
+        name = f"beat{len(self.procs)}"
+        args = [CELERY, "-A", "config.celery_app", "beat", "-S", scheduler,
+                "-s", str(self.workdir / f"{name}-schedule"), "--pidfile=", "-l", "WARNING"]
+        return self._start(args, name, env)
+
+    def wait_ready(self, proc: Proc, timeout: float = 30.0) -> None:
+        from config.celery_app import app
+
+        def answered():
+            if not proc.alive():
+                raise AssertionError(f"worker {proc.name} exited:\n{proc.output()}")
+            return app.control.ping(destination=[proc.name], timeout=0.5)
+
+        wait_for(answered, timeout=timeout, interval=0.1, message=f"worker {proc.name} to answer a ping")
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+        self.procs.clear()
