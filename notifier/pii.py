@@ -44,3 +44,19 @@ def scrub_text(text: str) -> str:
         return text
     text = _EMAIL_RE.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
     return _PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+def scrub_data(value):
+    """Recursively mask email addresses and phone numbers in any JSON-like structure."""
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, dict):
+        return {k: scrub_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(scrub_data(v) for v in value)
+    return value
+
+
+def scrub_event(event, hint=None):
+    """Sentry ``before_send``: no email address or phone number leaves the process."""
+    return scrub_data(event)
