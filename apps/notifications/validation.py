@@ -69,8 +69,17 @@ class JSONObjectField(serializers.DictField):
         return value
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string: numbers, booleans, objects and lists are refused, not coerced."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 def _text(max_length: int, **kwargs) -> serializers.CharField:
-    return serializers.CharField(max_length=max_length, required=False, trim_whitespace=False, **kwargs)
+    return StrictCharField(max_length=max_length, required=False, trim_whitespace=False, **kwargs)
 
 
 class NotificationInputSerializer(serializers.Serializer):
@@ -78,13 +87,13 @@ class NotificationInputSerializer(serializers.Serializer):
 
     recipient = _text(255)
     to = _text(320)
-    device_tokens = serializers.ListField(child=serializers.CharField(max_length=4096), required=False,
+    device_tokens = serializers.ListField(child=StrictCharField(max_length=4096), required=False,
                                           min_length=1, max_length=100)
-    category = serializers.CharField(max_length=64, required=False, default="transactional")
+    category = StrictCharField(max_length=64, required=False, default="transactional")
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
     template = _text(100)
     context = JSONObjectField(required=False, max_bytes=64 * 1024)
-    locale = serializers.CharField(max_length=35, required=False)
+    locale = StrictCharField(max_length=35, required=False)
     subject = _text(CONTENT_LIMITS["subject"])
     body = _text(CONTENT_LIMITS["body"])
     html = _text(CONTENT_LIMITS["html"])

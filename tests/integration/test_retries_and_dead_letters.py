@@ -1,0 +1,116 @@
+"""Retries, the dead-letter queue and replays, with real workers, beat and an SMTP server."""
+import json
+
+import pytest
+from django.core.management import call_command
+
+from apps.notifications.models import Notification
+from apps.notifications.queues import process_dead_letters
+from tests.stack import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _post(api, to="bob@example.com"):
+    response = api.post("/api/v1/notifications/email/", {"to": to, "subject": "Hi", "body": "Body"}, format="json")
+    assert response.status_code == 202, response.content
+    return response.json()["id"]
+
+
+def _final(notification_id, statuses=("sent", "failed"), timeout=30):
+    return wait_for(
+        lambda: (n := Notification.objects.get(pk=notification_id)).status in statuses and n,
+        timeout=timeout, message=f"notification to reach {statuses}",
+    )
+
+
+def _dead_letters():
+    letters = []
+    process_dead_letters(limit=None, select=lambda letter: True, handle=letters.append, consume=False)
+    return letters
+
+
+def test_two_transient_failures_then_success_ends_sent_with_three_attempts(api, stack, smtp_sink):
+    smtp_sink.fail_next(2, "451 4.3.0 Mailbox busy")
+    stack.worker()
+    stack.beat()
+    notification_id = _post(api)
+
+    notification = _final(notification_id)
+
+    assert notification.status == "sent"
+    assert notification.attempts == 3
+    assert len(smtp_sink.messages) == 1
+    statuses = [e.status for e in notification.events.order_by("at", "id")]
+    assert statuses == ["queued", "sending", "queued", "sending", "queued", "sending", "sent"]
+    assert _dead_letters() == []
+
+
+def test_always_failing_ends_failed_with_four_attempts_in_the_dead_letter_queue_and_replay_delivers_it(
+        api, stack, smtp_sink, capsys):
+    smtp_sink.fail_always("421 4.7.0 Service not available")
+    stack.worker()
+    stack.beat()
+    notification_id = _post(api)
+
+    notification = _final(notification_id)
+    assert notification.status == "failed"
+    assert notification.attempts == 4
+    assert "421" in notification.last_error
+    letters = wait_for(_dead_letters, message="a dead letter")
+    assert letters == [{
+        "id": notification_id, "channel": "email", "priority": "normal", "category": "transactional",
+        "attempts": 4, "last_error": notification.last_error, "failed_at": letters[0]["failed_at"],
+    }]
+
+    call_command("replay_dead_letters", "--dry-run")
+    assert "would replay" in capsys.readouterr().out
+    assert len(_dead_letters()) == 1 and Notification.objects.get(pk=notification_id).status == "failed"
+
+    smtp_sink.heal()
+    call_command("replay_dead_letters")
+    assert f"replayed {notification_id}" in capsys.readouterr().out
+    notification = _final(notification_id, statuses=("sent",))
+    assert notification.attempts == 5
+    assert _dead_letters() == []
+    assert len(smtp_sink.messages) == 1
+    details = [e.detail for e in notification.events.all()]
+    assert any("dead-letter" in d for d in details)
+
+
+def test_a_permanent_failure_fails_after_one_attempt_without_a_dead_letter(api, stack, smtp_sink):
+    smtp_sink.reject_rcpt("550 5.1.1 No such user here")
+    stack.worker()
+    stack.beat()
+    notification_id = _post(api, to="ghost@example.com")
+
+    notification = _final(notification_id)
+
+    assert notification.status == "failed"
+    assert notification.attempts == 1
+    assert "550" in notification.last_error
+    assert smtp_sink.messages == []
+    assert _dead_letters() == []
+
+
+def test_replay_command_requeues_failed_notifications_from_the_database(api, stack, smtp_sink, capsys):
+    smtp_sink.reject_rcpt("550 5.1.1 No such user here")
+    stack.worker()
+    stack.beat()
+    ids = [_post(api, to=f"user{i}@example.com") for i in range(3)]
+    for notification_id in ids:
+        _final(notification_id)
+
+    call_command("replay", "--status", "failed", "--since", "1h", "--channel", "email", "--dry-run")
+    out = capsys.readouterr().out
+    assert all(f"would requeue {i}" in out for i in ids)
+    assert Notification.objects.filter(status="failed").count() == 3
+
+    smtp_sink.heal()
+    call_command("replay", "--status", "failed", "--since", "1h")
+    assert "Requeued 3" in capsys.readouterr().out
+    for notification_id in ids:
+        notification = _final(notification_id, statuses=("sent",))
+        assert notification.attempts == 2
+    assert json.dumps(sorted(m["To"] for m in smtp_sink.messages)) == json.dumps(
+        sorted(f"user{i}@example.com" for i in range(3)))
