@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from celery.schedules import crontab as celery_crontab
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 from rest_framework import serializers
@@ -193,7 +194,7 @@ def recurring_send_create(*, send: dict[str, Any], interval_seconds: int | None 
                 queue=queue, exchange=settings.NOTIFIER_EXCHANGE, routing_key=queue, enabled=enabled,
                 start_time=start_at, expires=end_at, description=description,
             )
-    except IntegrityError as exc:
+    except (IntegrityError, DjangoValidationError) as exc:  # PeriodicTask.save() checks the name first
         raise InvalidSchedule({"name": ["A periodic task with this name already exists."]}) from exc
 
 
