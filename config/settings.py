@@ -218,6 +218,8 @@ CELERY_BEAT_SCHEDULE = {
     "notifier-sweep": _beat_entry("notifier.sweep", NOTIFIER_SWEEP_INTERVAL,
                                   max(math.ceil(NOTIFIER_SWEEP_INTERVAL * 2), 10)),
 }
+# Rows one dispatcher transaction releases at most (it loops until nothing is due).
+NOTIFIER_DISPATCH_LIMIT = env_int("NOTIFIER_DISPATCH_LIMIT", 5000)
 # No result backend, so no daily `celery.backend_cleanup` entry in the database schedule.
 CELERY_RESULT_EXPIRES = None
 # Recurring sends (apps.schedules): the queue their `notifier.send_recurring` runs on,
