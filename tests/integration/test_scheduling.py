@@ -172,14 +172,15 @@ def test_two_beats_and_two_dispatcher_loops_never_send_a_notification_twice(stac
         for i in range(500)
     ])
     ids = {str(r.id) for r in rows}
-    stack.python(DISPATCH_LOOP.format(seconds=60, limit=5), "dispatcher-a")
-    stack.python(DISPATCH_LOOP.format(seconds=60, limit=5), "dispatcher-b")
+    loops = [stack.python(DISPATCH_LOOP.format(seconds=90, limit=5), f"dispatcher-{n}") for n in "ab"]
     time.sleep(2)  # both loops are running
     Notification.objects.filter(status=Status.SCHEDULED).update(next_attempt_at=timezone.now())
 
     wait_for(lambda: Notification.objects.filter(status=Status.SENT).count() == 500, timeout=120,
              interval=0.5, message="500 sent")
     time.sleep(2)  # any duplicate still in flight would arrive now
+    for loop in loops:
+        assert loop.alive(), loop.output()
 
     per_id = Counter({k: len(v) for k, v in smtp_sink.by_notification().items()})
     assert set(per_id) == ids
