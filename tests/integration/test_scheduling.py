@@ -312,3 +312,23 @@ def test_a_recurring_send_created_through_the_api_fires_at_its_interval_until_de
     settled = Notification.objects.filter(group_key="digest").count()
     time.sleep(5)
     assert Notification.objects.filter(group_key="digest").count() == settled
+
+
+# --- no ETA tasks ---------------------------------------------------------------------------------------
+
+def test_a_retry_back_off_waits_in_the_database_not_as_an_eta_task_in_a_worker(api, stack, smtp_sink):
+    """After a transient failure with a 30 s back-off, no message waits in RabbitMQ or in the worker."""
+    from config.celery_app import app
+
+    smtp_sink.fail_next(1)
+    worker = stack.worker(env={"NOTIFIER_RETRY_BACKOFF_BASE": "30", "NOTIFIER_RETRY_BACKOFF_MAX": "60"})
+    notification_id = _post_email(api)["id"]
+
+    wait_for(lambda: _row(notification_id).attempts == 1, timeout=60, message="first attempt failed")
+    row = _row(notification_id)
+    assert row.status == Status.QUEUED
+    assert row.next_attempt_at - timezone.now() > timedelta(seconds=15)  # the database holds the time
+    assert all(_queue_depth(q) == 0 for q in settings.PRIORITY_QUEUES.values())
+    inspector = app.control.inspect(destination=[worker.name], timeout=2)
+    assert inspector.scheduled() == {worker.name: []}  # no ETA/countdown task held in memory
+    assert inspector.reserved() == {worker.name: []}
