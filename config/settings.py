@@ -6,6 +6,7 @@ variables.
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -42,6 +43,7 @@ INSTALLED_APPS = [
     "apps.apikeys",
     "apps.recipients",
     "apps.notifications",
+    "apps.schedules",
 ]
 
 MIDDLEWARE = [
@@ -197,18 +199,35 @@ CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", True
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+
+# --- Beat schedule (scheduling) ----------------------------------------------------
+# django-celery-beat's DatabaseScheduler stores these as PeriodicTasks with an
+# IntervalSchedule whose `every` is an integer number of seconds (0.25 would be
+# stored as 0), and it reads `expire_seconds`, not `expires`; the file-based
+# scheduler reads `expires`. So: whole seconds, and both expiry options.
+def _beat_entry(task: str, every: float, expire: int) -> dict:
+    seconds = max(1, math.ceil(every))
+    return {"task": task, "schedule": seconds,
+            "options": {"queue": PRIORITY_QUEUES["high"], "expires": expire, "expire_seconds": expire}}
+
+
 CELERY_BEAT_SCHEDULE = {
-    "notifier-dispatch-due": {
-        "task": "notifier.dispatch_due",
-        "schedule": NOTIFIER_DISPATCH_INTERVAL,
-        "options": {"queue": PRIORITY_QUEUES["high"], "expires": max(NOTIFIER_DISPATCH_INTERVAL * 5, 5)},
-    },
-    "notifier-sweep": {
-        "task": "notifier.sweep",
-        "schedule": NOTIFIER_SWEEP_INTERVAL,
-        "options": {"queue": PRIORITY_QUEUES["high"], "expires": max(NOTIFIER_SWEEP_INTERVAL * 2, 10)},
-    },
+    "notifier-dispatch-due": _beat_entry("notifier.dispatch_due", NOTIFIER_DISPATCH_INTERVAL,
+                                         max(math.ceil(NOTIFIER_DISPATCH_INTERVAL * 5), 5)),
+    "notifier-sweep": _beat_entry("notifier.sweep", NOTIFIER_SWEEP_INTERVAL,
+                                  max(math.ceil(NOTIFIER_SWEEP_INTERVAL * 2), 10)),
 }
+# Rows one dispatcher transaction releases at most (it loops until nothing is due).
+NOTIFIER_DISPATCH_LIMIT = env_int("NOTIFIER_DISPATCH_LIMIT", 5000)
+# No result backend, so no daily `celery.backend_cleanup` entry in the database schedule.
+CELERY_RESULT_EXPIRES = None
+# Recurring sends (apps.schedules): the queue their `notifier.send_recurring` runs on,
+# and how many recipients one recurring send may name.
+NOTIFIER_RECURRING_QUEUE = env_str("NOTIFIER_RECURRING_QUEUE", PRIORITY_QUEUES["normal"])
+NOTIFIER_RECURRING_MAX_RECIPIENTS = env_int("NOTIFIER_RECURRING_MAX_RECIPIENTS", 1000)
+if NOTIFIER_RECURRING_QUEUE not in PRIORITY_QUEUES.values():
+    raise ImproperlyConfigured(f"NOTIFIER_RECURRING_QUEUE must be one of {', '.join(PRIORITY_QUEUES.values())}")
 
 # --- Logging ---------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

@@ -21,7 +21,7 @@ os.environ["CELERY_BROKER_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{_VHOST}"
 os.environ["REDIS_URL"] = f"redis://127.0.0.1:6379/{_REDIS_DB}"
 os.environ.setdefault("NOTIFIER_RETRY_BACKOFF_BASE", "0.05")
 os.environ.setdefault("NOTIFIER_RETRY_BACKOFF_MAX", "0.5")
-os.environ.setdefault("NOTIFIER_DISPATCH_INTERVAL", "0.25")
+os.environ.setdefault("NOTIFIER_DISPATCH_INTERVAL", "1")  # whole seconds: see CELERY_BEAT_SCHEDULE
 os.environ.setdefault("NOTIFIER_SWEEP_INTERVAL", "1")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 

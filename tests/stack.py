@@ -103,6 +103,11 @@ class Stack:
                 "-s", str(self.workdir / f"{name}-schedule"), "--pidfile=", "-l", "WARNING"]
         return self._start(args, name, env)
 
+    def python(self, code: str, name: str, env: dict[str, str] | None = None) -> Proc:
+        """Run ``code`` in a Python process with Django set up (e.g. a loop calling a service)."""
+        prelude = "import django; django.setup()\n"
+        return self._start([sys.executable, "-c", prelude + code], name, env)
+
     def wait_ready(self, proc: Proc, timeout: float = 30.0) -> None:
         from config.celery_app import app
 

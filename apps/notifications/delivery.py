@@ -259,12 +259,47 @@ def _dead_letter(letters: list[dict]) -> None:
 
 # --- beat jobs -----------------------------------------------------------------------
 
+def expire_overdue(*, limit: int = 5000) -> int:
+    """Mark ``expired`` every pending notification whose ``expires_at`` has passed.
+
+    Pending means ``scheduled`` (waiting for its time, a quiet-hours hold) or
+    ``queued`` (waiting for a retry, or for a worker: its message may still sit
+    in a RabbitMQ backlog, and the worker's claim then skips it). A row a worker
+    has already claimed is ``sending`` and is left to the worker, which checks
+    expiry again before sending. Returns how many expired.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                WITH overdue AS (
+                    SELECT id FROM {TABLE}
+                    WHERE expires_at <= %s AND expires_at IS NOT NULL AND status IN (%s, %s)
+                    LIMIT %s FOR UPDATE SKIP LOCKED
+                )
+                UPDATE {TABLE} AS n SET status = %s, next_attempt_at = NULL, updated_at = %s
+                FROM overdue WHERE n.id = overdue.id
+                RETURNING n.id
+                """,
+                [now, Status.SCHEDULED, Status.QUEUED, limit, Status.EXPIRED, now],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+        NotificationEvent.objects.bulk_create([
+            NotificationEvent(notification_id=i, status=Status.EXPIRED, at=now,
+                              detail="expired before it could be sent")
+            for i in ids
+        ])
+    return len(ids)
+
+
 def dispatch_due(*, limit: int = 5000, max_rounds: int = 20) -> int:
     """Queue scheduled notifications and retries whose time has come; expire overdue ones.
 
     Claims due rows with ``FOR UPDATE SKIP LOCKED`` so concurrent dispatchers
     never take the same row. Returns how many were queued.
     """
+    expire_overdue(limit=limit)
     total = 0
     for _ in range(max_rounds):
         now = timezone.now()

@@ -91,6 +91,9 @@ class Notification(models.Model):
             models.Index(fields=["group_key"], name="notif_group_idx", condition=~models.Q(group_key="")),
             models.Index(fields=["provider_message_id"], name="notif_provider_msg_idx",
                          condition=~models.Q(provider_message_id="")),
+            # The dispatcher expires pending notifications whose expires_at has passed.
+            models.Index(fields=["expires_at"], name="notif_pending_expiry_idx",
+                         condition=models.Q(expires_at__isnull=False, status__in=["scheduled", "queued"])),
         ]
 
     def __str__(self) -> str:

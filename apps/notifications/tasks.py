@@ -1,5 +1,6 @@
 """Celery tasks: thin wrappers that take ids and call the delivery code."""
 from celery import shared_task
+from django.conf import settings
 from django.db import DatabaseError
 
 from . import delivery
@@ -15,7 +16,7 @@ def deliver(ids: list[str]) -> dict[str, int]:
 @shared_task(name="notifier.dispatch_due", acks_late=True)
 def dispatch_due() -> int:
     """Beat: queue scheduled notifications and retries that are due."""
-    return delivery.dispatch_due()
+    return delivery.dispatch_due(limit=settings.NOTIFIER_DISPATCH_LIMIT)
 
 
 @shared_task(name="notifier.sweep", acks_late=True)

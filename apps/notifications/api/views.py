@@ -1,14 +1,15 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
-from rest_framework.exceptions import PermissionDenied
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..models import Channel, Status
-from ..selectors import notification_get, notification_list
+from ..selectors import notification_get, notification_list, parse_uuid
+from ..scheduling import Conflict, NotFound, notification_cancel, notification_reschedule, notifications_cancel_group
 from ..services import notifications_create
-from ..validation import NotificationInputSerializer
+from ..validation import AwareDateTimeField, NotificationInputSerializer
 from .errors import not_found_response
 from .serializers import NotificationAcceptedSerializer, NotificationDetailSerializer, NotificationListItemSerializer
 
@@ -65,6 +66,82 @@ class NotificationResourceView(APIView):
         if notification is None:
             return not_found_response()
         return Response(NotificationDetailSerializer(notification).data)
+
+    class RescheduleInputSerializer(serializers.Serializer):
+        scheduled_for = AwareDateTimeField()
+
+    @extend_schema(
+        operation_id="notifications_reschedule",
+        parameters=[OpenApiParameter("key", str, OpenApiParameter.PATH, description="The notification id.")],
+        request=RescheduleInputSerializer, responses={200: NotificationDetailSerializer},
+        description="Move a notification that is still `scheduled` to a new `scheduled_for` (409 otherwise).",
+    )
+    def patch(self, request, key: str):
+        notification_id = parse_uuid(key)
+        if notification_id is None:
+            return not_found_response()
+        serializer = self.RescheduleInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        extra = sorted(set(request.data) - set(serializer.fields))
+        if extra:
+            raise ValidationError({name: ["Only scheduled_for can be changed."] for name in extra})
+        try:
+            notification_reschedule(notification_id=notification_id,
+                                    scheduled_for=serializer.validated_data["scheduled_for"])
+        except ValueError as exc:
+            raise ValidationError({"scheduled_for": [str(exc)]}) from exc
+        except NotFound:
+            return not_found_response()
+        except Conflict as exc:
+            raise StatusConflict(str(exc)) from exc
+        return Response(NotificationDetailSerializer(notification_get(key)).data)
+
+
+class StatusConflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The notification is no longer in a state that allows this."
+    default_code = "conflict"
+
+
+class NotificationCancelView(APIView):
+    """POST /api/v1/notifications/{id}/cancel/: cancel one that has not started sending."""
+
+    required_scope = "notifications:write"
+
+    @extend_schema(operation_id="notifications_cancel", request=None,
+                   responses={200: NotificationDetailSerializer})
+    def post(self, request, key: str):
+        notification_id = parse_uuid(key)
+        if notification_id is None:
+            return not_found_response()
+        try:
+            notification_cancel(notification_id=notification_id, detail="cancelled through the API")
+        except NotFound:
+            return not_found_response()
+        except Conflict as exc:
+            raise StatusConflict(str(exc)) from exc
+        return Response(NotificationDetailSerializer(notification_get(key)).data)
+
+
+class NotificationGroupCancelView(APIView):
+    """POST /api/v1/notifications/cancel/ {"group_key"}: cancel a whole group that has not started sending."""
+
+    required_scope = "notifications:write"
+
+    class InputSerializer(serializers.Serializer):
+        group_key = serializers.CharField(max_length=255, trim_whitespace=False)
+
+    @extend_schema(
+        operation_id="notifications_cancel_group", request=InputSerializer,
+        responses={200: inline_serializer("GroupCancelled", {
+            "group_key": serializers.CharField(), "cancelled": serializers.IntegerField()})},
+    )
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        group_key = serializer.validated_data["group_key"]
+        cancelled = notifications_cancel_group(group_key=group_key)
+        return Response({"group_key": group_key, "cancelled": cancelled})
 
 
 class NotificationListView(APIView):
