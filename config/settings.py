@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "apps.apikeys",
     "apps.recipients",
     "apps.notifications",
+    "apps.templating",
 ]
 
 MIDDLEWARE = [
