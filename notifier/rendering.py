@@ -97,11 +97,13 @@ def compile_part(source: str, *, html: bool = False) -> CompiledPart:
 def render_part(part: CompiledPart, context: dict[str, Any]) -> str:
     """Render with only ``context``; raises UndefinedVariable or TemplateError."""
     try:
-        return part.template.render(Context(dict(context), autoescape=part.html))
+        rendered = part.template.render(Context(dict(context), autoescape=part.html))
     except TemplateError:
         raise
     except Exception as exc:  # noqa: BLE001 - a filter choking on the client's data is bad input, not a 500
         raise TemplateError(f"Could not render the template: {exc}") from exc
+    # A plain str: Django marks rendered output "safe", which must not leak into other HTML unescaped.
+    return str.__str__(rendered)
 
 
 def render_string(source: str, context: dict[str, Any], *, html: bool = False) -> str:

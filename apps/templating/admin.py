@@ -2,7 +2,7 @@ import json
 
 from django import forms
 from django.contrib import admin
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html, format_html_join
 
 from .models import Template
 from .services import template_preview
@@ -50,7 +50,7 @@ class TemplateAdmin(admin.ModelAdmin):
         rows = []
         for name in ("subject", "title", "body"):
             if name in content:
-                rows.append((name, content[name]))
+                rows.append((name, escape(content[name])))
         if "sms" in content:
             info = content["sms"]
             rows.append(("segments", f"{info['segments']} ({info['encoding']}, {info['characters']} "
@@ -63,6 +63,6 @@ class TemplateAdmin(admin.ModelAdmin):
             html = format_html('<tr><th style="vertical-align:top">html</th><td><iframe sandbox="" srcdoc="{}" '
                                'style="width:100%;min-height:240px;border:1px solid #ccc"></iframe>'
                                '<details><summary>source</summary><pre style="white-space:pre-wrap">{}</pre>'
-                               '</details></td></tr>', content["html"], content["html"])
+                               '</details></td></tr>', escape(content["html"]), escape(content["html"]))
         return format_html("<table>{}{}</table><p>Context: <code>{}</code></p>", table, html,
                            json.dumps(obj.sample_context))

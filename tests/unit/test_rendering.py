@@ -58,3 +58,7 @@ def test_locales_fall_back_from_region_to_language_to_default():
     assert fallback_chain("pt_br") == ["pt-BR", "pt", ""]
     assert fallback_chain("") == [""]
     assert normalize_locale("ZH_hant_tw") == "zh-Hant-TW"
+
+
+def test_rendered_output_is_plain_text_not_marked_safe_for_other_html():
+    assert type(render_string("<b>{{ x }}</b>", {"x": "y"}, html=True)) is str

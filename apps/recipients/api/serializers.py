@@ -169,9 +169,9 @@ def _bool_or_null(value, where: str, errors: list[str]):
 class PreferencesInputSerializer(StrictSerializer):
     """A partial preferences document: only the keys given change; null removes a setting."""
 
-    channels = serializers.DictField(required=False, allow_null=True, child=serializers.JSONField(),
+    channels = serializers.DictField(required=False, allow_null=True, child=serializers.JSONField(allow_null=True),
                                      help_text='e.g. {"email": true, "sms": false}')
-    categories = serializers.DictField(required=False, allow_null=True, child=serializers.JSONField(),
+    categories = serializers.DictField(required=False, allow_null=True, child=serializers.JSONField(allow_null=True),
                                        help_text='e.g. {"marketing": {"email": false}}')
     quiet_hours = QuietHoursSerializer(required=False, allow_null=True,
                                        help_text='e.g. {"start": "22:00", "end": "07:00"}, or null for none.')
