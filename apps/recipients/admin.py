@@ -58,8 +58,25 @@ class DeviceInline(admin.TabularInline):
     readonly_fields = ("created_at",)
 
 
+class PreferenceFormSet(forms.BaseInlineFormSet):
+    """One preference per (category, channel): conditional unique constraints are not checked across inline rows."""
+
+    def clean(self):
+        super().clean()
+        seen = set()
+        for form in self.forms:
+            if not form.cleaned_data or form.cleaned_data.get("DELETE"):
+                continue
+            key = (form.cleaned_data.get("category"), form.cleaned_data.get("channel"))
+            if key in seen:
+                scope = key[0].slug if key[0] else "every category"
+                raise forms.ValidationError(f"Only one preference for {key[1]} on {scope}.")
+            seen.add(key)
+
+
 class PreferenceInline(admin.TabularInline):
     model = Preference
+    formset = PreferenceFormSet
     extra = 0
     fields = ("channel", "category", "enabled", "updated_at")
     readonly_fields = ("updated_at",)

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from notifier.rendering import CompiledPart, TemplateError, UndefinedVariable, compile_part, render_part
 from notifier.sms import sms_info
 
-from .locales import fallback_chain
+from .locales import fallback_chain, normalize_locale
 from .models import ALL_PARTS, Template
 
 CACHE_TTL = 10.0
@@ -68,10 +68,11 @@ def _variants(slug: str, channel: str, *, now=time.monotonic) -> dict[str, Compi
         return hit[1]
     variants: dict[str, CompiledTemplate] = {}
     for template in Template.objects.filter(slug=slug, channel=channel):
+        locale = normalize_locale(template.locale)  # also for rows saved without the admin's clean()
         try:
-            variants[template.locale] = template_compile(template)
+            variants[locale] = template_compile(template)
         except ValidationError:
-            variants[template.locale] = CompiledTemplate(slug, channel, template.locale, broken=True)
+            variants[locale] = CompiledTemplate(slug, channel, locale, broken=True)
     _cache[key] = (now() + CACHE_TTL, variants)
     return variants
 

@@ -250,3 +250,23 @@ def test_template_admin_refuses_a_second_template_for_the_same_slug_channel_and_
     response = staff.post("/admin/templating/template/add/", data)
     assert response.status_code == 200
     assert Template.objects.count() == 1
+
+
+def test_two_inline_preferences_for_the_same_channel_are_a_form_error_not_a_crash(staff):
+    alice = Recipient.objects.create(external_id="alice")
+    url = f"/admin/recipients/recipient/{alice.pk}/change/"
+    data = form_data(staff.get(url))
+    data.update({"preferences-TOTAL_FORMS": "2", "preferences-0-channel": "email", "preferences-1-channel": "email"})
+    response = staff.post(url, data)
+    assert response.status_code == 200
+    assert not Preference.objects.exists()
+
+
+def test_a_duplicate_preference_on_its_own_page_is_a_form_error_not_a_crash(staff):
+    alice = Recipient.objects.create(external_id="alice")
+    Preference.objects.create(recipient=alice, channel="sms", enabled=False)
+    data = form_data(staff.get("/admin/recipients/preference/add/"))
+    data.update({"recipient": str(alice.pk), "channel": "sms"})
+    response = staff.post("/admin/recipients/preference/add/", data)
+    assert response.status_code == 200
+    assert Preference.objects.count() == 1

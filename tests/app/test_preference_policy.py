@@ -169,3 +169,11 @@ def test_the_send_check_loads_preferences_of_a_whole_chunk_in_one_query(api, ali
     stopped = sorted(n.recipient.external_id for n in rows if n.id in verdicts)
     assert stopped == ["r1", "r3"]
     assert {v.status for v in verdicts.values()} == {"suppressed"}
+
+
+def test_categories_without_opt_out_or_quiet_hours_cost_no_preference_query(api, alice, django_assert_num_queries):
+    prefs(api, {"channels": {"email": False}})
+    post(api, category="otp")
+    rows = list(Notification.objects.select_related("recipient").all())
+    with django_assert_num_queries(0):
+        assert check_before_send(rows, clock.now()) == {}

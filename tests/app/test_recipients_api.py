@@ -31,7 +31,8 @@ def b64url(raw: bytes) -> str:
 def web_subscription(endpoint="https://push.example.test/send/abc"):
     key = ec.generate_private_key(ec.SECP256R1())
     public = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    return {"endpoint": endpoint, "expirationTime": None, "keys": {"p256dh": b64url(public), "auth": b64url(os.urandom(16))}}
+    keys = {"p256dh": b64url(public), "auth": b64url(os.urandom(16))}
+    return {"endpoint": endpoint, "expirationTime": None, "keys": keys}
 
 
 def put_alice(api, **extra):

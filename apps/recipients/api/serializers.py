@@ -103,8 +103,7 @@ def validate_web_subscription(token) -> str:
     if not isinstance(keys, dict):
         errors.append("The subscription needs 'keys' with 'p256dh' and 'auth'.")
         keys = {}
-    expected = {"p256dh": 65, "auth": 16}
-    for name, length in expected.items():
+    for name, length in {"p256dh": 65, "auth": 16}.items():
         value = keys.get(name)
         if not isinstance(value, str) or not value:
             errors.append(f"The subscription needs keys.{name}.")
@@ -115,8 +114,8 @@ def validate_web_subscription(token) -> str:
             errors.append(f"keys.{name} must be base64url.")
             continue
         if len(raw) != length or (name == "p256dh" and raw[0] != 4):
-            errors.append(f"keys.{name} must be {'an uncompressed P-256 public key' if name == 'p256dh' else '16 bytes'}"
-                          f" (base64url).")
+            what = "an uncompressed P-256 public key" if name == "p256dh" else "16 bytes"
+            errors.append(f"keys.{name} must be {what} (base64url).")
     if errors:
         raise serializers.ValidationError(errors)
     canonical = {"endpoint": endpoint, "keys": {"p256dh": keys["p256dh"], "auth": keys["auth"]}}
@@ -170,9 +169,10 @@ class PreferencesInputSerializer(StrictSerializer):
     """A partial preferences document: only the keys given change; null removes a setting."""
 
     channels = serializers.DictField(required=False, allow_null=True, child=serializers.JSONField(allow_null=True),
-                                     help_text='e.g. {"email": true, "sms": false}')
-    categories = serializers.DictField(required=False, allow_null=True, child=serializers.JSONField(allow_null=True),
-                                       help_text='e.g. {"marketing": {"email": false}}')
+                                     help_text='e.g. {"email": true, "sms": false}; null removes a setting.')
+    categories = serializers.DictField(
+        required=False, allow_null=True, child=serializers.JSONField(allow_null=True),
+        help_text='e.g. {"marketing": {"email": false}}; null removes a setting or all of a category\'s.')
     quiet_hours = QuietHoursSerializer(required=False, allow_null=True,
                                        help_text='e.g. {"start": "22:00", "end": "07:00"}, or null for none.')
 
