@@ -184,8 +184,8 @@ class NotificationInputSerializer(serializers.Serializer):
                 errors[name] = [f"Not used by {channel} notifications."]
         if channel == Channel.SMS and len(content.get("body", "")) > SMS_MAX_CHARS:
             errors["body"] = [f"SMS bodies are limited to {SMS_MAX_CHARS} characters."]
-        if channel == Channel.SMS and content.get("body"):
-            content["sms"] = sms_info(content["body"]).as_dict()  # encoding and segment count
+        if channel == Channel.SMS and content.get("body") and "sms" not in content:
+            content["sms"] = sms_info(content["body"]).as_dict()  # encoding and segment count (templates add it)
         if template and "data" in attrs and channel in (Channel.PUSH, Channel.IN_APP):
             content["data"] = attrs["data"]
         if tokens:

@@ -263,7 +263,12 @@ def test_a_read_only_key_reads_but_cannot_write(api):
                        format="json").status_code == status.HTTP_403_FORBIDDEN
     assert reader.put(URL.format("alice") + "preferences/", {"channels": {"sms": False}},
                       format="json").status_code == status.HTTP_403_FORBIDDEN
+    device_id = api.post(URL.format("alice") + "devices/", {"platform": "ios", "token": "t"}, format="json").json()["id"]
+    assert reader.get(URL.format("alice") + f"devices/{device_id}/").status_code == status.HTTP_200_OK
+    assert reader.delete(URL.format("alice") + f"devices/{device_id}/").status_code == status.HTTP_403_FORBIDDEN
+    assert Device.objects.filter(pk=device_id).exists()
     assert Recipient.objects.get(external_id="alice").name == "Alice"
+    assert not Preference.objects.exists()
 
 
 def test_a_write_only_key_writes_but_cannot_read():
