@@ -46,8 +46,10 @@ def release_time(now: datetime, tz_name: str, start: time, end: time) -> datetim
         end_date = today
     else:
         return None
-    release = datetime.combine(end_date, end, tzinfo=zone).astimezone(timezone.utc)
-    # A release in a DST gap may map to an instant not after ``now``; never hold for zero time.
+    local_release = datetime.combine(end_date, end, tzinfo=zone)
+    release = local_release.astimezone(timezone.utc)
+    if release <= now:  # a wall-clock time that occurs twice (DST ends) and ``now`` is in its second run
+        release = local_release.replace(fold=1).astimezone(timezone.utc)
     return release if release > now else None
 
 
