@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "apps.recipients",
     "apps.notifications",
     "apps.schedules",
+    "apps.templating",
 ]
 
 MIDDLEWARE = [

@@ -33,3 +33,11 @@ DATABASES["default"]["NAME"] = _DB
 ALLOWED_HOSTS = ["*"]
 TEST_VHOST = _VHOST
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# --- Test clock (recipients: quiet hours) ------------------------------------------
+# Worker processes started by integration tests get the policy clock shifted by
+# NOTIFIER_TEST_CLOCK_OFFSET seconds (notifier.clock); production settings never read it.
+if os.environ.get("NOTIFIER_TEST_CLOCK_OFFSET"):
+    from notifier import clock as _clock
+
+    _clock.set_offset(float(os.environ["NOTIFIER_TEST_CLOCK_OFFSET"]))

@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path("api/v1/", include("apps.notifications.api.urls")),
     path("api/v1/", include("apps.schedules.api.urls")),
+    path("api/v1/", include("apps.recipients.api.urls")),
 ]
 
 handler404 = errors.json_not_found

@@ -21,8 +21,12 @@ from functools import lru_cache
 
 from django.utils.module_loading import import_string
 
-ACCEPTANCE_CHECKS: list[str] = []
-SEND_CHECKS: list[str] = []
+ACCEPTANCE_CHECKS: list[str] = [
+    "apps.recipients.policy.check_at_acceptance",  # preferences and quiet hours
+]
+SEND_CHECKS: list[str] = [
+    "apps.recipients.policy.check_before_send",  # preferences and quiet hours
+]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from notifier.sms import sms_info
+
 from .categories import category_get
 from .models import Channel, Priority
 from .services import NotificationSpec
@@ -191,6 +193,10 @@ class NotificationInputSerializer(serializers.Serializer):
                 errors[name] = [f"Not used by {channel} notifications."]
         if channel == Channel.SMS and len(content.get("body", "")) > SMS_MAX_CHARS:
             errors["body"] = [f"SMS bodies are limited to {SMS_MAX_CHARS} characters."]
+        if channel == Channel.SMS and content.get("body") and "sms" not in content:
+            content["sms"] = sms_info(content["body"]).as_dict()  # encoding and segment count (templates add it)
+        if template and "data" in attrs and channel in (Channel.PUSH, Channel.IN_APP):
+            content["data"] = attrs["data"]
         if tokens:
             content["device_tokens"] = list(tokens)
 

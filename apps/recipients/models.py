@@ -1,5 +1,7 @@
 from django.db import models
 
+from apps.notifications.models import Channel
+
 
 class Recipient(models.Model):
     """Someone notifications are sent to, known by the client's own id."""
@@ -10,11 +12,23 @@ class Recipient(models.Model):
     timezone = models.CharField(max_length=64, default="UTC")
     locale = models.CharField(max_length=35, blank=True)
     name = models.CharField(max_length=255, blank=True)
+    quiet_hours_start = models.TimeField(null=True, blank=True,
+                                         help_text="Quiet hours start, in the recipient's time zone.")
+    quiet_hours_end = models.TimeField(null=True, blank=True,
+                                       help_text="Quiet hours end (may be earlier than the start: crosses midnight).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return self.external_id
+
+    @property
+    def quiet_hours(self):
+        if self.quiet_hours_start is None or self.quiet_hours_end is None:
+            return None
+        if self.quiet_hours_start == self.quiet_hours_end:
+            return None
+        return self.quiet_hours_start, self.quiet_hours_end
 
 
 class Device(models.Model):
@@ -25,7 +39,7 @@ class Device(models.Model):
 
     recipient = models.ForeignKey(Recipient, on_delete=models.CASCADE, related_name="devices")
     platform = models.CharField(max_length=16, choices=Platform.choices)
-    token = models.TextField()
+    token = models.TextField(help_text="FCM/APNs registration token, or the Push API subscription JSON for web.")
     active = models.BooleanField(default=True)
     deactivated_reason = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -35,3 +49,31 @@ class Device(models.Model):
 
     def __str__(self) -> str:
         return f"{self.platform} device of {self.recipient_id}"
+
+
+class Preference(models.Model):
+    """A recipient's choice for a channel, either for every category (no category) or for one category.
+
+    The most specific preference wins: (category, channel) over (channel).
+    Categories that do not allow opting out ignore both.
+    """
+
+    recipient = models.ForeignKey(Recipient, on_delete=models.CASCADE, related_name="preferences")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    category = models.ForeignKey("notifications.Category", null=True, blank=True, on_delete=models.CASCADE,
+                                 related_name="+", help_text="Empty: every category on this channel.")
+    enabled = models.BooleanField(default=True, help_text="Off: the recipient opted out.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["recipient", "channel"], condition=models.Q(category__isnull=True),
+                                    name="preference_unique_channel"),
+            models.UniqueConstraint(fields=["recipient", "category", "channel"],
+                                    condition=models.Q(category__isnull=False),
+                                    name="preference_unique_category_channel"),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.category.slug if self.category_id else "all categories"
+        return f"{self.channel} for {scope}: {'on' if self.enabled else 'off'}"

@@ -20,6 +20,7 @@ class EventSerializer(serializers.ModelSerializer):
 class NotificationDetailSerializer(serializers.ModelSerializer):
     recipient = serializers.SerializerMethodField()
     to = serializers.SerializerMethodField()
+    sms = serializers.SerializerMethodField()
     events = EventSerializer(many=True, read_only=True)
 
     class Meta:
@@ -27,11 +28,15 @@ class NotificationDetailSerializer(serializers.ModelSerializer):
         fields = (
             "id", "channel", "status", "priority", "category", "created_at", "scheduled_for",
             "recipient", "to", "attempts", "last_error", "provider", "provider_message_id", "sent_at",
-            "delivered_at", "expires_at", "group_key", "metadata", "events",
+            "delivered_at", "expires_at", "group_key", "metadata", "sms", "events",
         )
 
     def get_recipient(self, obj) -> str | None:
         return obj.recipient.external_id if obj.recipient_id and obj.recipient else None
+
+    def get_sms(self, obj) -> dict | None:
+        """SMS only: ``{"encoding": "GSM-7"|"UCS-2", "characters", "segments"}`` of the body."""
+        return (obj.content or {}).get("sms") if obj.channel == "sms" else None
 
     def get_to(self, obj) -> str:
         if obj.to:

@@ -1,0 +1,56 @@
+"""Reads for recipients, devices and preferences."""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable
+
+from apps.notifications.models import Channel
+
+from .models import Device, Preference, Recipient
+
+
+def recipient_get(external_id: str) -> Recipient | None:
+    return Recipient.objects.filter(external_id=external_id).first()
+
+
+def device_get(recipient: Recipient, device_id: str) -> Device | None:
+    try:
+        pk = int(device_id)
+    except (TypeError, ValueError):
+        return None
+    return Device.objects.filter(recipient=recipient, pk=pk).first()
+
+
+def device_list(recipient: Recipient):
+    return Device.objects.filter(recipient=recipient).order_by("id")
+
+
+def preference_maps(recipient_ids: Iterable[int]) -> dict[int, dict[tuple[str | None, str], bool]]:
+    """``{recipient id: {(category slug or None, channel): enabled}}`` for many recipients, in one query."""
+    ids = list(recipient_ids)
+    maps: dict[int, dict[tuple[str | None, str], bool]] = defaultdict(dict)
+    if not ids:
+        return maps
+    rows = Preference.objects.filter(recipient_id__in=ids).values_list(
+        "recipient_id", "category__slug", "channel", "enabled")
+    for recipient_id, category, channel, enabled in rows:
+        maps[recipient_id][(category, channel)] = enabled
+    return maps
+
+
+def preferences_document(recipient: Recipient) -> dict:
+    """The preferences as the API shows them: every channel (on unless turned off), category overrides,
+    quiet hours."""
+    channels = {c: True for c in Channel.values}
+    categories: dict[str, dict[str, bool]] = {}
+    for (category, channel), enabled in sorted(preference_maps([recipient.pk]).get(recipient.pk, {}).items(),
+                                               key=lambda item: (item[0][0] or "", item[0][1])):
+        if category is None:
+            channels[channel] = enabled
+        else:
+            categories.setdefault(category, {})[channel] = enabled
+    quiet = None
+    if recipient.quiet_hours_start is not None and recipient.quiet_hours_end is not None:
+        quiet = {"start": recipient.quiet_hours_start.strftime("%H:%M"),
+                 "end": recipient.quiet_hours_end.strftime("%H:%M")}
+    return {"channels": channels, "categories": categories, "quiet_hours": quiet}
