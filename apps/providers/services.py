@@ -106,7 +106,7 @@ def sms_status_callback_apply(*, sid: str, message_status: str, error_code: str 
     else:
         new = None
     with transaction.atomic():
-        notification = (Notification.objects.select_for_update().filter(provider_message_id=sid, channel="sms")
+        notification = (Notification.objects.select_for_update(of=("self",)).filter(provider_message_id=sid, channel="sms")
                         .select_related("recipient").first())
         if notification is None:
             return "unknown"
