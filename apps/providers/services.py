@@ -106,8 +106,8 @@ def sms_status_callback_apply(*, sid: str, message_status: str, error_code: str 
     else:
         new = None
     with transaction.atomic():
-        notification = (Notification.objects.select_for_update(of=("self",)).filter(provider_message_id=sid, channel="sms")
-                        .select_related("recipient").first())
+        notification = (Notification.objects.select_for_update(of=("self",))
+                        .filter(provider_message_id=sid, channel="sms").select_related("recipient").first())
         if notification is None:
             return "unknown"
         if new is None or notification.status != Status.SENT:

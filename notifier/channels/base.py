@@ -63,6 +63,7 @@ class Provider:
 
     name: str = ""
     channel: str = ""
+    uses_breaker: bool = True  # local providers that cannot fail (console, null, inbox) skip the circuit breaker
 
     def accepts(self, message: Message) -> bool:
         """Can this provider carry ``message``? (Push providers pick by device platform.)"""
@@ -82,6 +83,25 @@ class Provider:
 
     def close(self) -> None:
         """Release pooled connections (called at worker shutdown)."""
+
+
+def retry_after_seconds(headers) -> float | None:
+    """A ``Retry-After`` header (seconds or an HTTP date) as seconds from now, or None."""
+    if not headers:
+        return None
+    value = next((headers[key] for key in headers if str(key).lower() == "retry-after"), None)
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        import time
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
 
 
 class ConcurrentProvider(Provider):

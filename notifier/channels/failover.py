@@ -103,8 +103,9 @@ def send_with_failover(providers: Sequence[Provider], messages: Sequence[Message
         channel = provider.channel or messages[mine[0]].channel
         results: dict[int, str | ProviderError] = {}
         batches = [mine]
-        if breaker is not None:
-            permit = breaker.permit(channel, provider.name)
+        guard = breaker if provider.uses_breaker else None
+        if guard is not None:
+            permit = guard.permit(channel, provider.name)
             if not permit.allowed:
                 wait(mine, provider.name, permit.retry_at or time.time())
                 continue
@@ -112,13 +113,13 @@ def send_with_failover(providers: Sequence[Provider], messages: Sequence[Message
                 batches = [mine[:1], mine[1:]]  # half-open: one message first
         for number, batch in enumerate(batches):
             if number > 0:
-                permit = breaker.permit(channel, provider.name)
+                permit = guard.permit(channel, provider.name)
                 if not permit.allowed:
                     wait(batch, provider.name, permit.retry_at or time.time())
                     continue
             batch_results = _call(provider, [messages[i] for i in batch])
-            if breaker is not None:
-                breaker.record(channel, provider.name, _health(batch_results), _last_transient(batch_results))
+            if guard is not None:
+                guard.record(channel, provider.name, _health(batch_results), _last_transient(batch_results))
             results.update(zip(batch, batch_results))
         still_pending = []
         for index in pending:

@@ -14,8 +14,7 @@ from typing import Any
 
 from notifier.addresses import push_platform
 
-from .base import ConcurrentProvider, Message, ProviderError
-from .sms import _retry_after
+from .base import ConcurrentProvider, Message, ProviderError, retry_after_seconds
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 FCM_UNREGISTERED = {"UNREGISTERED", "SENDER_ID_MISMATCH"}
@@ -33,7 +32,8 @@ def classify_fcm_response(status: int, body: Any, headers=None) -> ProviderError
     if status == 404 or codes & FCM_UNREGISTERED:
         return ProviderError(text, permanent=True, code="UNREGISTERED", suppress="unregistered_device")
     if status == 429 or status >= 500 or codes & {"UNAVAILABLE", "INTERNAL", "QUOTA_EXCEEDED"}:
-        return ProviderError(text, permanent=False, code=str(status), retry_after=_retry_after(headers))
+        return ProviderError(text, permanent=False, code=str(status),
+                             retry_after=retry_after_seconds(headers))
     if status == 401:  # our access token; it is refreshed before the next try
         return ProviderError(text, permanent=False, code="401")
     return ProviderError(text, permanent=True, code=str(status))
@@ -156,7 +156,8 @@ def classify_webpush_status(status: int | None, text: str, headers=None) -> Prov
     if status in (404, 410):
         return ProviderError(message, permanent=True, code=str(status), suppress="unregistered_device")
     if status is None or status == 429 or status >= 500:
-        return ProviderError(message, permanent=False, code=str(status or ""), retry_after=_retry_after(headers))
+        return ProviderError(message, permanent=False, code=str(status or ""),
+                             retry_after=retry_after_seconds(headers))
     return ProviderError(message, permanent=True, code=str(status))
 
 

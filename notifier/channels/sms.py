@@ -14,32 +14,10 @@ from __future__ import annotations
 
 import threading
 
-from .base import ConcurrentProvider, Message, ProviderError
+from .base import ConcurrentProvider, Message, ProviderError, retry_after_seconds
 
 INVALID_NUMBER_CODES = {21211, 21614}
 OPTED_OUT_CODES = {21610}
-
-
-def _retry_after(headers) -> float | None:
-    if not headers:
-        return None
-    value = None
-    for key in headers:
-        if str(key).lower() == "retry-after":
-            value = headers[key]
-            break
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except (TypeError, ValueError):
-        from email.utils import parsedate_to_datetime
-        import time
-
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None
 
 
 def classify_twilio_error(status: int | None, code: int | None, text: str, headers=None) -> ProviderError:
@@ -50,7 +28,8 @@ def classify_twilio_error(status: int | None, code: int | None, text: str, heade
     if code in OPTED_OUT_CODES:
         return ProviderError(message, permanent=True, code=str(code), suppress="carrier_opt_out")
     if status == 429 or (status is not None and status >= 500):
-        return ProviderError(message, permanent=False, code=str(code or status), retry_after=_retry_after(headers))
+        return ProviderError(message, permanent=False, code=str(code or status),
+                             retry_after=retry_after_seconds(headers))
     if status is not None and 400 <= status < 500:
         return ProviderError(message, permanent=True, code=str(code or status))
     return ProviderError(message, permanent=False, code=str(code or status or ""))

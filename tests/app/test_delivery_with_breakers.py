@@ -35,7 +35,8 @@ def relays(settings):
 
 def _queued(n=1):
     now = timezone.now()
-    return [Notification.objects.create(channel="email", to=f"u{i}@example.com", content={"subject": "s", "body": "b"},
+    return [Notification.objects.create(channel="email", to=f"u{i}@example.com",
+                                        content={"subject": "s", "body": "b"},
                                         status="queued", created_at=now, updated_at=now, queued_at=now)
             for i in range(n)]
 
