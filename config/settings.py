@@ -180,7 +180,8 @@ NOTIFIER_UNSUBSCRIBE_MAILTO = env_str("NOTIFIER_UNSUBSCRIBE_MAILTO", "")
 if "sms" not in NOTIFIER_PROVIDERS_EXPLICIT and TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN:
     NOTIFIER_PROVIDERS["sms"] = ["twilio"]
 if "push" not in NOTIFIER_PROVIDERS_EXPLICIT and (FCM_CREDENTIALS_FILE or VAPID_PRIVATE_KEY):
-    NOTIFIER_PROVIDERS["push"] = ["fcm"] * bool(FCM_CREDENTIALS_FILE) + ["webpush"] * bool(VAPID_PRIVATE_KEY)
+    NOTIFIER_PROVIDERS["push"] = [name for name, configured in (("fcm", FCM_CREDENTIALS_FILE),
+                                                                ("webpush", VAPID_PRIVATE_KEY)) if configured]
 # Extra SMTP relays for failover: NOTIFIER_EMAIL_PROVIDERS=smtp,smtp2 reads EMAIL2_HOST, EMAIL2_PORT, ...
 NOTIFIER_SMTP_RELAYS: dict[str, dict] = {
     "smtp": {"host": EMAIL_HOST, "port": EMAIL_PORT, "username": EMAIL_HOST_USER,

@@ -183,8 +183,12 @@ class WebPushProvider(ConcurrentProvider):
         self.timeout = timeout
         self.ttl = ttl
         self.concurrency = max(1, concurrency)
-        self.vapid = Vapid.from_file(private_key) if os.path.isfile(private_key) else \
-            Vapid.from_string(private_key=private_key)
+        if private_key.lstrip().startswith("-----BEGIN"):
+            self.vapid = Vapid.from_pem(private_key.strip().encode())
+        elif os.path.isfile(private_key):
+            self.vapid = Vapid.from_file(private_key)
+        else:
+            self.vapid = Vapid.from_string(private_key=private_key)
         self._local = threading.local()
 
     def accepts(self, message: Message) -> bool:

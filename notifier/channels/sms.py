@@ -12,9 +12,15 @@ replied STOP) is permanent and suppressed too; any other 4xx is permanent;
 """
 from __future__ import annotations
 
+import logging
 import threading
 
 from .base import ConcurrentProvider, Message, ProviderError, retry_after_seconds
+
+# twilio logs every request at INFO; keep that quiet unless asked for (LOGGING can lower it).
+_http_logger = logging.getLogger("notifier.twilio_http")
+if _http_logger.level == logging.NOTSET:
+    _http_logger.setLevel(logging.WARNING)
 
 INVALID_NUMBER_CODES = {21211, 21614}
 OPTED_OUT_CODES = {21610}
@@ -60,7 +66,8 @@ class TwilioSmsProvider(ConcurrentProvider):
             from twilio.rest import Client
 
             client = Client(self.account_sid, self.auth_token,
-                            http_client=TwilioHttpClient(timeout=self.timeout, pool_connections=True))
+                            http_client=TwilioHttpClient(timeout=self.timeout, pool_connections=True,
+                                                         logger=_http_logger))
             if self.api_base_url:
                 client.api.base_url = self.api_base_url
             self._local.client = client

@@ -135,3 +135,20 @@ def test_web_push_rejects_a_token_that_is_not_a_subscription(web_push):
     with pytest.raises(ProviderError) as info:
         _webpush(web_push).send(_push("not-json", platform="web"))
     assert info.value.permanent
+
+
+@pytest.mark.parametrize("form", ["pem-text", "pem-file"])
+def test_web_push_takes_the_vapid_key_as_pem_text_or_file(web_push, tmp_path, form):
+    from cryptography.hazmat.primitives import serialization
+    from py_vapid import Vapid
+
+    vapid = Vapid.from_string(web_push.vapid_private_key)
+    pem = vapid.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()).decode()
+    key = pem
+    if form == "pem-file":
+        (tmp_path / "vapid.pem").write_text(pem)
+        key = str(tmp_path / "vapid.pem")
+    WebPushProvider(private_key=key, subject="mailto:ops@example.com").send(
+        _push(web_push.subscribe(), platform="web"))
+    assert len(web_push.delivered) == 1
