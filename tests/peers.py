@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs
 
 from requests.structures import CaseInsensitiveDict
 
@@ -323,6 +323,3 @@ class WebPushEndpoint(HttpPeer):
                                    "headers": received.headers})
         return Reply(201, "", headers={"Location": f"{self.url}/message/{secrets.token_hex(8)}"})
 
-
-def query_of(path: str) -> dict[str, list[str]]:
-    return parse_qs(urlparse(path).query)

@@ -6,6 +6,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 
 from notifier import circuit
+from notifier.addresses import canonical_address
 from notifier.pii import mask_address
 
 from .models import CircuitBreakerState, Suppression
@@ -22,6 +23,13 @@ class SuppressionAdmin(admin.ModelAdmin):
     @admin.display(description="address")
     def masked_address(self, obj):
         return mask_address(obj.channel, obj.address)
+
+    def get_changeform_initial_data(self, request):
+        return {"reason": "manual", **super().get_changeform_initial_data(request)}
+
+    def save_model(self, request, obj, form, change):
+        obj.address = canonical_address(obj.channel, obj.address)  # so it matches how sends are looked up
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(CircuitBreakerState)

@@ -1,5 +1,4 @@
 """The cross-channel suppression list: what goes on it, and what it stops."""
-import json
 
 import pytest
 from django.test import Client
@@ -171,3 +170,12 @@ def test_the_admin_lists_suppressions(admin_client):
     response = admin_client.get("/admin/providers/suppression/")
     assert response.status_code == 200
     assert b"l***@example.com" in response.content
+
+
+def test_an_address_added_in_the_admin_is_stored_canonically_and_stops_sends(admin_client, api):
+    response = admin_client.post("/admin/providers/suppression/add/", {
+        "address": " Eve@Example.COM ", "channel": "email", "category": "", "reason": "manual",
+        "detail": "asked by phone"})
+    assert response.status_code == 302, response.content
+    assert Suppression.objects.get().address == "eve@example.com"
+    assert _post(api, "email", to="eve@example.com", subject="s", body="b")["status"] == "suppressed"

@@ -1,5 +1,4 @@
 """Real providers end to end: API → PostgreSQL → RabbitMQ → worker process → a protocol peer on 127.0.0.1."""
-import json
 import socket
 import time
 
