@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "apps.notifications",
     "apps.schedules",
     "apps.templating",
+    "apps.providers",
 ]
 
 MIDDLEWARE = [
@@ -160,6 +161,45 @@ NOTIFIER_DISPATCH_INTERVAL = env_float("NOTIFIER_DISPATCH_INTERVAL", 1.0)
 NOTIFIER_SWEEP_INTERVAL = env_float("NOTIFIER_SWEEP_INTERVAL", 30.0)
 NOTIFIER_CHUNK_SIZE = env_int("NOTIFIER_CHUNK_SIZE", 500)
 NOTIFIER_PUBLIC_URL = env_str("NOTIFIER_PUBLIC_URL", "http://127.0.0.1:8000")
+
+# --- Providers: Twilio, FCM, Web Push, extra SMTP relays, circuit breakers -----------
+# Documented in docs/providers.md.
+TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")
+TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER", "")
+TWILIO_API_BASE_URL = env_str("TWILIO_API_BASE_URL", "")  # empty: https://api.twilio.com
+FCM_CREDENTIALS_FILE = env_str("FCM_CREDENTIALS_FILE", "")
+FCM_API_BASE_URL = env_str("FCM_API_BASE_URL", "https://fcm.googleapis.com")
+FCM_PROJECT_ID = env_str("FCM_PROJECT_ID", "")  # empty: the credentials file's project_id
+VAPID_PRIVATE_KEY = env_str("VAPID_PRIVATE_KEY", "")  # a PEM file path or the base64url key
+VAPID_SUBJECT = env_str("VAPID_SUBJECT", "")  # mailto:ops@example.com or an https URL
+WEBPUSH_TTL = env_int("WEBPUSH_TTL", 86400)
+NOTIFIER_PROVIDER_TIMEOUT = env_float("NOTIFIER_PROVIDER_TIMEOUT", 10.0)
+NOTIFIER_PROVIDER_CONCURRENCY = env_int("NOTIFIER_PROVIDER_CONCURRENCY", 8)
+NOTIFIER_CIRCUIT_THRESHOLD = env_int("NOTIFIER_CIRCUIT_THRESHOLD", 5)
+NOTIFIER_CIRCUIT_COOLDOWN = env_float("NOTIFIER_CIRCUIT_COOLDOWN", 30.0)
+NOTIFIER_UNSUBSCRIBE_MAILTO = env_str("NOTIFIER_UNSUBSCRIBE_MAILTO", "")
+# Real providers are the default once configured; `console` only where nothing is.
+if "sms" not in NOTIFIER_PROVIDERS_EXPLICIT and TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN:
+    NOTIFIER_PROVIDERS["sms"] = ["twilio"]
+if "push" not in NOTIFIER_PROVIDERS_EXPLICIT and (FCM_CREDENTIALS_FILE or VAPID_PRIVATE_KEY):
+    NOTIFIER_PROVIDERS["push"] = [name for name, configured in (("fcm", FCM_CREDENTIALS_FILE),
+                                                                ("webpush", VAPID_PRIVATE_KEY)) if configured]
+# Extra SMTP relays for failover: NOTIFIER_EMAIL_PROVIDERS=smtp,smtp2 reads EMAIL2_HOST, EMAIL2_PORT, ...
+NOTIFIER_SMTP_RELAYS: dict[str, dict] = {
+    "smtp": {"host": EMAIL_HOST, "port": EMAIL_PORT, "username": EMAIL_HOST_USER,
+             "password": EMAIL_HOST_PASSWORD, "use_tls": EMAIL_USE_TLS, "use_ssl": EMAIL_USE_SSL,
+             "timeout": EMAIL_TIMEOUT},
+}
+for _name in NOTIFIER_PROVIDERS["email"]:
+    if _name.startswith("smtp") and _name[4:].isdigit():
+        _p = f"EMAIL{_name[4:]}_"
+        NOTIFIER_SMTP_RELAYS[_name] = {
+            "host": env_str(f"{_p}HOST", ""), "port": env_int(f"{_p}PORT", EMAIL_PORT),
+            "username": env_str(f"{_p}HOST_USER", ""), "password": env_str(f"{_p}HOST_PASSWORD", ""),
+            "use_tls": env_bool(f"{_p}USE_TLS", False), "use_ssl": env_bool(f"{_p}USE_SSL", False),
+            "timeout": env_float(f"{_p}TIMEOUT", EMAIL_TIMEOUT),
+        }
 
 # --- Celery on RabbitMQ -------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")

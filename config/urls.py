@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/v1/", include("apps.notifications.api.urls")),
     path("api/v1/", include("apps.schedules.api.urls")),
     path("api/v1/", include("apps.recipients.api.urls")),
+    path("", include("apps.providers.urls")),
 ]
 
 handler404 = errors.json_not_found

@@ -100,3 +100,50 @@ def smtp_sink():
     sink = SmtpSink().start()
     yield sink
     sink.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_circuits():
+    """Every test starts with closed circuit breakers (their state lives in Redis)."""
+    import redis
+
+    from notifier import circuit
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(match=f"{circuit.PREFIX}*"))
+    if keys:
+        client.delete(*keys)
+    circuit.reset_breaker()
+    yield
+    circuit.reset_breaker()
+
+
+@pytest.fixture
+def fake_twilio():
+    from tests.peers import FakeTwilio
+
+    peer = FakeTwilio().start()
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture
+def fake_fcm(tmp_path):
+    from tests.peers import FakeFcm
+
+    peer = FakeFcm().start()
+    peer.credentials_file = peer.write_credentials(tmp_path / "fcm-service-account.json")
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture
+def web_push():
+    """A Web Push endpoint and the VAPID key pair the sender signs with."""
+    from tests.peers import WebPushEndpoint, vapid_key
+
+    private, public = vapid_key()
+    peer = WebPushEndpoint(vapid_public_key=public).start()
+    peer.vapid_private_key = private
+    yield peer
+    peer.stop()

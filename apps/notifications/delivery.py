@@ -10,6 +10,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Any, Iterable
 
 from django.conf import settings
@@ -20,6 +21,8 @@ from notifier import clock
 from notifier.channels.base import Message, ProviderError
 from notifier.channels.failover import Outcome, send_with_failover
 from notifier.channels.registry import providers_for
+from notifier.circuit import breaker
+from notifier.pii import mask_generic
 from notifier.retry import Backoff, should_retry
 
 from . import policy
@@ -74,27 +77,27 @@ def claim(ids: Iterable[str], now: datetime) -> list[Notification]:
 
 # --- build messages -------------------------------------------------------------
 
-def _targets(notification: Notification, devices: dict[int, list[Any]]) -> list[tuple[str, str]]:
-    """(address, platform) pairs to send this notification to."""
+def _targets(notification: Notification, devices: dict[int, list[Any]]) -> list[tuple[str, str, int | None]]:
+    """(address, platform, device id) triples to send this notification to."""
     recipient = notification.recipient
     channel = notification.channel
     if channel == "push":
         tokens = notification.content.get("device_tokens") or []
         if tokens:
-            return [(t, "") for t in tokens]
-        return [(d.token, d.platform) for d in devices.get(notification.recipient_id, [])]
+            return [(t, "", None) for t in tokens]
+        return [(d.token, d.platform, d.id) for d in devices.get(notification.recipient_id, [])]
     if notification.to:
-        return [(notification.to, "")]
+        return [(notification.to, "", None)]
     if recipient is None:
         return []
     if channel == "email":
-        return [(recipient.email, "")] if recipient.email else []
+        return [(recipient.email, "", None)] if recipient.email else []
     if channel == "sms":
-        return [(recipient.phone, "")] if recipient.phone else []
-    return [(recipient.external_id, "")]
+        return [(recipient.phone, "", None)] if recipient.phone else []
+    return [(recipient.external_id, "", None)]
 
 
-def _message(notification: Notification, address: str, platform: str) -> Message:
+def _message(notification: Notification, address: str, platform: str, device_id: int | None = None) -> Message:
     content = notification.content or {}
     category = category_get(notification.category)
     return Message(
@@ -102,7 +105,7 @@ def _message(notification: Notification, address: str, platform: str) -> Message
         category=notification.category, priority=notification.priority,
         subject=content.get("subject", ""), body=content.get("body", ""), html=content.get("html", ""),
         title=content.get("title", ""), data=content.get("data") or {}, platform=platform,
-        allow_unsubscribe=bool(category and category.allow_opt_out),
+        allow_unsubscribe=bool(category and category.allow_opt_out), device_id=device_id,
     )
 
 
@@ -123,9 +126,21 @@ def _backoff() -> Backoff:
     return Backoff(base=settings.NOTIFIER_RETRY_BACKOFF_BASE, cap=settings.NOTIFIER_RETRY_BACKOFF_MAX)
 
 
-def _result_from_outcomes(notification: Notification, outcomes: list[Outcome], now: datetime) -> Result:
+def _describe(messages: list[Message], outcomes: list[Outcome]) -> str:
+    """The path of every message; a push fanned out to several devices names each one."""
+    if len(messages) == 1 and messages[0].device_id is None:
+        return outcomes[0].describe()
+    parts = []
+    for message, outcome in zip(messages, outcomes):
+        label = f"device {message.device_id}" if message.device_id is not None else f"token {mask_generic(message.to)}"
+        parts.append(f"{label} ({message.platform or 'token'}): {outcome.describe()}")
+    return " | ".join(parts)
+
+
+def _result_from_outcomes(notification: Notification, outcomes: list[Outcome], now: datetime,
+                          messages: list[Message] | None = None) -> Result:
     sent = [o for o in outcomes if o.ok]
-    detail = " | ".join(o.describe() for o in outcomes)
+    detail = _describe(messages, outcomes) if messages else " | ".join(o.describe() for o in outcomes)
     if sent:
         return Result(notification, Status.SENT, provider=sent[0].provider,
                       provider_message_id=sent[0].message_id or "", detail=detail)
@@ -134,6 +149,15 @@ def _result_from_outcomes(notification: Notification, outcomes: list[Outcome], n
     error_text = str(failure.error)
     if not transient:
         return Result(notification, Status.FAILED, provider=failure.provider, error=error_text, detail=detail)
+    if all(o.circuit_wait for o in transient):
+        # Every provider's circuit is open: wait until one half-opens, without spending a retry.
+        until = max(now, datetime.fromtimestamp(min(o.retry_at for o in transient), tz=dt_timezone.utc))
+        return Result(notification, Status.QUEUED, provider=failure.provider, error=error_text,
+                      detail=f"waiting for an open circuit until {until.isoformat(timespec='seconds')}: {detail}",
+                      next_attempt_at=until, attempted=False)
+    transient = [o for o in transient if o.attempted]
+    failure = transient[0]
+    error_text = str(failure.error)
     attempts_in_budget = notification.attempts + 1 - notification.attempts_at_replay
     if should_retry(attempts_in_budget):
         delay = _backoff().delay(attempts_in_budget, retry_after=failure.error.retry_after)
@@ -177,19 +201,23 @@ def deliver_chunk(ids: Iterable[str]) -> dict[str, int]:
             results.append(Result(n, Status.FAILED, error="no address to send to", detail="no address to send to",
                                   attempted=False))
             continue
-        sendable[n.channel].append((n, [_message(n, address, platform) for address, platform in targets]))
+        sendable[n.channel].append((n, [_message(n, address, platform, device_id)
+                                        for address, platform, device_id in targets]))
 
+    sent_items = []
     for channel, items in sendable.items():
         providers = providers_for(channel)
         flat = [m for _, messages in items for m in messages]
-        outcomes = send_with_failover(providers, flat)
+        outcomes = send_with_failover(providers, flat, breaker=breaker())
         position = 0
         sent_at = timezone.now()
         for n, messages in items:
             mine = outcomes[position:position + len(messages)]
             position += len(messages)
-            results.append(_result_from_outcomes(n, mine, sent_at))
+            results.append(_result_from_outcomes(n, mine, sent_at, messages))
+            sent_items.extend((n, m, o) for m, o in zip(messages, mine))
 
+    policy.after_send(sent_items)
     record_results(results)
     counts: dict[str, int] = defaultdict(int)
     for r in results:

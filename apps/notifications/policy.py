@@ -12,20 +12,33 @@ are skipped by later checks.
 A send check takes ``(notifications, now)`` (claimed ``Notification`` rows with
 ``recipient`` loaded) and returns ``{notification.id: Verdict}`` for those it
 stops.
+
+An after-send hook takes ``[(notification, message, outcome)]`` (every
+provider outcome of the chunk, a push fanned out to devices giving several)
+and acts on them in bulk, e.g. suppressing dead addresses. A failing hook is
+logged and never stops results from being recorded.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
 from django.utils.module_loading import import_string
 
+logger = logging.getLogger(__name__)
+
 ACCEPTANCE_CHECKS: list[str] = [
+    "apps.providers.checks.suppressed_at_acceptance",  # the suppression list
     "apps.recipients.policy.check_at_acceptance",  # preferences and quiet hours
 ]
 SEND_CHECKS: list[str] = [
-    "apps.recipients.policy.check_before_send",  # preferences and quiet hours
+    "apps.providers.checks.suppressed_before_send",
+    "apps.recipients.policy.check_before_send",
+]
+AFTER_SEND_HOOKS: list[str] = [
+    "apps.providers.services.provider_outcomes_apply",
 ]
 
 
@@ -57,3 +70,13 @@ def before_send(notifications, now) -> dict:
             break
         verdicts.update(check(pending, now) or {})
     return verdicts
+
+
+def after_send(items) -> None:
+    if not items:
+        return
+    for hook in _load(tuple(AFTER_SEND_HOOKS)):
+        try:
+            hook(items)
+        except Exception:  # noqa: BLE001 - recording the results matters more
+            logger.exception("after-send hook %s failed", getattr(hook, "__name__", hook))

@@ -12,15 +12,21 @@ class ProviderError(Exception):
     fail the notification at once; transient ones (timeouts, 5xx HTTP, 429,
     connection errors) are retried. ``retry_after`` is the provider's own hint,
     in seconds, when it gave one.
+
+    ``suppress`` names why the address itself is dead (``hard_bounce``,
+    ``invalid_number``, ``unregistered_device``, ``carrier_opt_out``): the
+    address goes on the suppression list and, for a device token, the device
+    is deactivated.
     """
 
     def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None,
-                 code: str | None = None):
+                 code: str | None = None, suppress: str = ""):
         super().__init__(message)
         self.message = message
         self.permanent = permanent
         self.retry_after = retry_after
         self.code = code
+        self.suppress = suppress
 
     def __str__(self) -> str:  # pragma: no cover - trivial
         kind = "permanent" if self.permanent else "transient"
@@ -44,6 +50,7 @@ class Message:
     platform: str = ""
     allow_unsubscribe: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    device_id: int | None = None  # push: the registered device this message goes to
 
 
 class Provider:
@@ -56,6 +63,11 @@ class Provider:
 
     name: str = ""
     channel: str = ""
+    uses_breaker: bool = True  # local providers that cannot fail (console, null, inbox) skip the circuit breaker
+
+    def accepts(self, message: Message) -> bool:
+        """Can this provider carry ``message``? (Push providers pick by device platform.)"""
+        return True
 
     def send(self, message: Message) -> str:
         raise NotImplementedError
@@ -71,3 +83,56 @@ class Provider:
 
     def close(self) -> None:
         """Release pooled connections (called at worker shutdown)."""
+
+
+def retry_after_seconds(headers) -> float | None:
+    """A ``Retry-After`` header (seconds or an HTTP date) as seconds from now, or None."""
+    if not headers:
+        return None
+    value = next((headers[key] for key in headers if str(key).lower() == "retry-after"), None)
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        import time
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+class ConcurrentProvider(Provider):
+    """A provider whose calls are independent HTTP requests: a chunk is sent by a few threads at once.
+
+    Subclasses set ``self.concurrency`` and implement ``send``.
+    """
+
+    concurrency: int = 8
+    _pool = None
+
+    def send_many(self, messages: Iterable[Message]) -> list[str | ProviderError]:
+        messages = list(messages)
+        if len(messages) <= 1 or self.concurrency <= 1:
+            return super().send_many(messages)
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        lock = self.__dict__.setdefault("_pool_lock", threading.Lock())
+        with lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"{self.name}-send")
+        return list(self._pool.map(self._send_one, messages))
+
+    def _send_one(self, message: Message) -> str | ProviderError:
+        try:
+            return self.send(message)
+        except ProviderError as exc:
+            return exc
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None

@@ -15,6 +15,7 @@ class ConsoleProvider(Provider):
     """Logs a masked summary of the message and accepts it."""
 
     name = "console"
+    uses_breaker = False
 
     def __init__(self, channel: str):
         self.channel = channel
@@ -32,6 +33,7 @@ class NullProvider(Provider):
     """Accepts everything instantly; for benchmarks."""
 
     name = "null"
+    uses_breaker = False
 
     def __init__(self, channel: str):
         self.channel = channel
@@ -48,6 +50,7 @@ class InboxProvider(Provider):
 
     name = "inbox"
     channel = "in_app"
+    uses_breaker = False
 
     def __init__(self, channel: str = "in_app"):
         self.channel = channel

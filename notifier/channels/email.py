@@ -1,6 +1,7 @@
 """Email over SMTP through Django's email backend."""
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 from email.utils import make_msgid
@@ -10,15 +11,34 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from .base import Message, Provider, ProviderError
 
 
+_ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.\d{1,3}\b")
+
+
+def is_hard_bounce(code: int, text: str) -> bool:
+    """A 5xx refusal of the recipient address itself (RFC 3463 5.1.x), not of the message or sender."""
+    if not 500 <= code < 600:
+        return False
+    match = _ENHANCED.match(text or "")
+    if match:
+        return match.group(1) == "5" and match.group(2) == "1"
+    return code in (550, 551, 553)
+
+
 def classify_smtp_error(exc: Exception) -> ProviderError:
-    """SMTP 5xx replies are permanent; 4xx replies and connection trouble are transient."""
+    """SMTP 5xx replies are permanent; 4xx replies and connection trouble are transient.
+
+    A 5xx refusal of the recipient address (e.g. ``550 5.1.1 No such user``) is
+    a hard bounce: the address goes on the suppression list.
+    """
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        codes = [code for code, _ in exc.recipients.values()]
-        permanent = bool(codes) and all(400 <= code < 600 and code >= 500 for code in codes)
-        detail = "; ".join(f"{code} {msg.decode(errors='replace') if isinstance(msg, bytes) else msg}"
-                           for code, msg in exc.recipients.values())
+        replies = [(code, msg.decode(errors="replace") if isinstance(msg, bytes) else str(msg))
+                   for code, msg in exc.recipients.values()]
+        codes = [code for code, _ in replies]
+        permanent = bool(codes) and all(500 <= code < 600 for code in codes)
+        detail = "; ".join(f"{code} {msg}" for code, msg in replies)
+        bounce = permanent and all(is_hard_bounce(code, msg) for code, msg in replies)
         return ProviderError(f"SMTP recipient refused: {detail}", permanent=permanent,
-                             code=str(codes[0]) if codes else None)
+                             code=str(codes[0]) if codes else None, suppress="hard_bounce" if bounce else "")
     if isinstance(exc, smtplib.SMTPResponseException):
         msg = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
         return ProviderError(f"SMTP {exc.smtp_code} {msg}", permanent=500 <= exc.smtp_code < 600,
@@ -36,14 +56,15 @@ class SmtpEmailProvider(Provider):
 
     def __init__(self, *, host: str, port: int, username: str = "", password: str = "",
                  use_tls: bool = False, use_ssl: bool = False, from_email: str, timeout: float = 10.0,
-                 name: str = "smtp", unsubscribe_url: str = ""):
+                 name: str = "smtp", public_url: str = "", unsubscribe_mailto: str = ""):
         self.name = name
         self.host, self.port = host, port
         self.username, self.password = username, password
         self.use_tls, self.use_ssl = use_tls, use_ssl
         self.from_email = from_email
         self.timeout = timeout
-        self.unsubscribe_url = unsubscribe_url
+        self.public_url = public_url
+        self.unsubscribe_mailto = unsubscribe_mailto
 
     def _connection(self):
         return get_connection(
@@ -57,9 +78,7 @@ class SmtpEmailProvider(Provider):
         message_id = make_msgid(domain=self.from_email.rpartition("@")[2] or "notifier.local")
         headers = {"Message-ID": message_id, "X-Notifier-Id": message.notification_id}
         if message.allow_unsubscribe:
-            target = (f"<{self.unsubscribe_url}?n={message.notification_id}>" if self.unsubscribe_url
-                      else f"<mailto:{self.from_email}?subject=unsubscribe%20{message.notification_id}>")
-            headers["List-Unsubscribe"] = target
+            headers.update(self.unsubscribe_headers(message.notification_id))
         headers.update(message.headers)
         email = EmailMultiAlternatives(
             subject=message.subject, body=message.body or "", from_email=self.from_email,
@@ -68,6 +87,22 @@ class SmtpEmailProvider(Provider):
         if message.html:
             email.attach_alternative(message.html, "text/html")
         return email, message_id
+
+    def unsubscribe_headers(self, notification_id: str) -> dict[str, str]:
+        """``List-Unsubscribe`` (a signed https link, plus a mailto when configured) and one-click POST."""
+        targets = []
+        if self.public_url:
+            from notifier.unsubscribe import unsubscribe_url
+
+            targets.append(f"<{unsubscribe_url(self.public_url, notification_id)}>")
+        if self.unsubscribe_mailto:
+            targets.append(f"<mailto:{self.unsubscribe_mailto}?subject=unsubscribe%20{notification_id}>")
+        if not targets:
+            return {}
+        headers = {"List-Unsubscribe": ", ".join(targets)}
+        if self.public_url:
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        return headers
 
     def send(self, message: Message) -> str:
         result = self.send_many([message])[0]
@@ -79,11 +114,17 @@ class SmtpEmailProvider(Provider):
         messages = list(messages)
         results: list[str | ProviderError] = []
         connection = None
-        for message in messages:
-            try:
-                if connection is None:
+        for position, message in enumerate(messages):
+            if connection is None:
+                try:
                     connection = self._connection()
                     connection.open()
+                except Exception as exc:  # noqa: BLE001 - the relay is unreachable: so for the whole rest
+                    _close_quietly(connection)
+                    error = classify_smtp_error(exc)
+                    results.extend([error] * (len(messages) - position))
+                    return results
+            try:
                 email, message_id = self.build(message)
                 connection.send_messages([email])
                 results.append(message_id)

@@ -1,6 +1,8 @@
 """Pick provider instances for a channel from settings, in failover order."""
 from __future__ import annotations
 
+import os
+import re
 from functools import lru_cache
 
 from django.conf import settings
@@ -10,15 +12,22 @@ from .base import Provider
 
 KNOWN = {
     "email": {"smtp", "console", "null"},
-    "sms": {"console", "null"},
-    "push": {"console", "null"},
+    "sms": {"twilio", "console", "null"},
+    "push": {"fcm", "webpush", "console", "null"},
     "in_app": {"inbox"},
 }
+_EXTRA_SMTP = re.compile(r"^smtp[2-9]$")  # smtp2 ... smtp9: more relays, EMAIL2_* ... EMAIL9_*
+
+
+def is_known(channel: str, name: str) -> bool:
+    return name in KNOWN.get(channel, set()) or (channel == "email" and bool(_EXTRA_SMTP.match(name)))
 
 
 def build_provider(channel: str, name: str) -> Provider:
-    if name not in KNOWN.get(channel, set()):
+    if not is_known(channel, name):
         raise ImproperlyConfigured(f"Unknown provider {name!r} for channel {channel!r}")
+    timeout = settings.NOTIFIER_PROVIDER_TIMEOUT
+    concurrency = settings.NOTIFIER_PROVIDER_CONCURRENCY
     if name == "console":
         from .console import ConsoleProvider
         return ConsoleProvider(channel)
@@ -28,15 +37,40 @@ def build_provider(channel: str, name: str) -> Provider:
     if name == "inbox":
         from .console import InboxProvider
         return InboxProvider(channel)
-    if name == "smtp":
+    if name.startswith("smtp"):
         from .email import SmtpEmailProvider
+        relay = settings.NOTIFIER_SMTP_RELAYS[name]
         return SmtpEmailProvider(
-            host=settings.EMAIL_HOST, port=settings.EMAIL_PORT, username=settings.EMAIL_HOST_USER,
-            password=settings.EMAIL_HOST_PASSWORD, use_tls=settings.EMAIL_USE_TLS,
-            use_ssl=settings.EMAIL_USE_SSL, from_email=settings.DEFAULT_FROM_EMAIL,
-            timeout=settings.EMAIL_TIMEOUT or 10,
+            name=name, host=relay["host"], port=relay["port"], username=relay["username"],
+            password=relay["password"], use_tls=relay["use_tls"], use_ssl=relay["use_ssl"],
+            from_email=settings.DEFAULT_FROM_EMAIL, timeout=relay["timeout"] or 10,
+            public_url=settings.NOTIFIER_PUBLIC_URL, unsubscribe_mailto=settings.NOTIFIER_UNSUBSCRIBE_MAILTO,
+        )
+    if name == "twilio":
+        from .sms import TwilioSmsProvider
+        return TwilioSmsProvider(
+            account_sid=settings.TWILIO_ACCOUNT_SID, auth_token=settings.TWILIO_AUTH_TOKEN,
+            from_number=settings.TWILIO_FROM_NUMBER, api_base_url=settings.TWILIO_API_BASE_URL,
+            status_callback=twilio_status_callback_url(), timeout=timeout, concurrency=concurrency,
+        )
+    if name == "fcm":
+        from .push import FcmPushProvider
+        return FcmPushProvider(
+            credentials_file=settings.FCM_CREDENTIALS_FILE, api_base_url=settings.FCM_API_BASE_URL,
+            project_id=settings.FCM_PROJECT_ID, timeout=timeout, concurrency=concurrency,
+        )
+    if name == "webpush":
+        from .push import WebPushProvider
+        return WebPushProvider(
+            private_key=settings.VAPID_PRIVATE_KEY, subject=settings.VAPID_SUBJECT, ttl=settings.WEBPUSH_TTL,
+            timeout=timeout, concurrency=concurrency,
         )
     raise ImproperlyConfigured(f"Provider {name!r} is not buildable")  # pragma: no cover
+
+
+def twilio_status_callback_url() -> str:
+    """Where Twilio posts status callbacks; also the URL their signature is checked against."""
+    return f"{settings.NOTIFIER_PUBLIC_URL.rstrip('/')}/api/v1/webhooks/twilio/status/"
 
 
 def provider_names(channel: str) -> list[str]:
@@ -52,12 +86,30 @@ def providers_for(channel: str) -> tuple[Provider, ...]:
     return tuple(build_provider(channel, name) for name in names)
 
 
+def _missing(*names: str) -> list[str]:
+    return [n for n in names if not getattr(settings, n, "")]
+
+
 def check_configuration() -> None:
-    """Refuse ``console`` outside DEBUG unless it was chosen explicitly."""
+    """Refuse unknown or half-configured providers, and ``console`` outside DEBUG unless chosen explicitly."""
     for channel, names in settings.NOTIFIER_PROVIDERS.items():
         for name in names:
-            if name not in KNOWN.get(channel, set()):
+            if not is_known(channel, name):
                 raise ImproperlyConfigured(f"Unknown provider {name!r} for channel {channel!r}")
+            missing: list[str] = []
+            if name == "twilio":
+                missing = _missing("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER")
+            elif name == "fcm":
+                missing = _missing("FCM_CREDENTIALS_FILE")
+                if not missing and not os.path.isfile(settings.FCM_CREDENTIALS_FILE):
+                    raise ImproperlyConfigured(f"FCM_CREDENTIALS_FILE={settings.FCM_CREDENTIALS_FILE!r} is not a file")
+            elif name == "webpush":
+                missing = _missing("VAPID_PRIVATE_KEY", "VAPID_SUBJECT")
+            elif _EXTRA_SMTP.match(name) and not settings.NOTIFIER_SMTP_RELAYS.get(name, {}).get("host"):
+                missing = [f"EMAIL{name[4:]}_HOST"]
+            if missing:
+                raise ImproperlyConfigured(
+                    f"Provider {name!r} for channel {channel!r} needs {', '.join(missing)}")
         if "console" in names and not settings.DEBUG and channel not in settings.NOTIFIER_PROVIDERS_EXPLICIT:
             raise ImproperlyConfigured(
                 f"The console provider is the default for {channel!r} but DEBUG is off; set "

@@ -1,49 +1,114 @@
+"""Failover across providers (pure: scripted providers, a scripted breaker)."""
 from notifier.channels.base import Message, Provider, ProviderError
 from notifier.channels.failover import send_with_failover
+from notifier.circuit import Permit
 
 
 class Scripted(Provider):
-    def __init__(self, name, script):
-        self.name, self.script, self.calls = name, script, []
+    channel = "email"
 
-    def send(self, message):
-        self.calls.append(message.to)
-        outcome = self.script(message)
-        if isinstance(outcome, ProviderError):
-            raise outcome
-        return outcome
+    def __init__(self, name, behaviour="ok", platforms=None):
+        self.name = name
+        self.behaviour = behaviour  # "ok", "transient", "permanent"
+        self.platforms = platforms
+        self.calls: list[list[str]] = []
 
+    def accepts(self, message):
+        return self.platforms is None or message.platform in self.platforms
 
-def _messages(*addresses):
-    return [Message(notification_id=str(i), channel="email", to=a) for i, a in enumerate(addresses)]
-
-
-def test_transient_error_moves_on_to_the_next_provider():
-    first = Scripted("relay1", lambda m: ProviderError("down"))
-    second = Scripted("relay2", lambda m: f"id-{m.to}")
-    [outcome] = send_with_failover([first, second], _messages("a@x.io"))
-    assert outcome.ok and outcome.provider == "relay2" and outcome.message_id == "id-a@x.io"
-    assert [name for name, _ in outcome.path] == ["relay1", "relay2"]
+    def send_many(self, messages):
+        self.calls.append([m.to for m in messages])
+        if self.behaviour == "ok":
+            return [f"{self.name}-{m.to}" for m in messages]
+        return [ProviderError(f"{self.name} {self.behaviour}", permanent=self.behaviour == "permanent")
+                for m in messages]
 
 
-def test_permanent_error_stops_failover():
-    first = Scripted("relay1", lambda m: ProviderError("no such user", permanent=True))
-    second = Scripted("relay2", lambda m: "never")
-    [outcome] = send_with_failover([first, second], _messages("a@x.io"))
-    assert not outcome.ok and outcome.error.permanent and second.calls == []
+class Breaker:
+    def __init__(self, permits=None):
+        self.permits = permits or {}
+        self.recorded = []
+
+    def permit(self, channel, provider):
+        return self.permits.get(provider, Permit(True))
+
+    def record(self, channel, provider, outcomes, last_error=""):
+        self.recorded.append((provider, list(outcomes)))
 
 
-def test_outcomes_keep_message_order_and_only_failed_ones_fail_over():
-    first = Scripted("p1", lambda m: "ok" if m.to != "b" else ProviderError("busy"))
-    second = Scripted("p2", lambda m: "ok2")
-    outcomes = send_with_failover([first, second], _messages("a", "b", "c"))
-    assert [o.provider for o in outcomes] == ["p1", "p2", "p1"]
-    assert second.calls == ["b"]
+def _messages(n=2, platform=""):
+    return [Message(notification_id=str(i), channel="email", to=f"u{i}@example.com", platform=platform)
+            for i in range(n)]
 
 
-def test_all_providers_failing_transiently_reports_the_last_error():
-    outcomes = send_with_failover(
-        [Scripted("p1", lambda m: ProviderError("e1")), Scripted("p2", lambda m: ProviderError("e2"))],
-        _messages("a"),
-    )
-    assert outcomes[0].provider == "p2" and outcomes[0].error.message == "e2" and not outcomes[0].error.permanent
+def test_it_moves_to_the_next_provider_on_a_transient_error_and_keeps_the_path():
+    first, second = Scripted("smtp", "transient"), Scripted("smtp2")
+    outcomes = send_with_failover([first, second], _messages())
+    assert [o.provider for o in outcomes] == ["smtp2", "smtp2"]
+    assert all(o.ok for o in outcomes)
+    assert outcomes[0].describe() == "smtp: smtp transient (transient); smtp2: accepted"
+
+
+def test_a_permanent_error_stops_at_the_first_provider():
+    first, second = Scripted("smtp", "permanent"), Scripted("smtp2")
+    outcomes = send_with_failover([first, second], _messages())
+    assert all(o.error and o.error.permanent for o in outcomes)
+    assert second.calls == []
+
+
+def test_an_open_circuit_is_skipped_without_a_call():
+    first, second = Scripted("smtp"), Scripted("smtp2")
+    breaker = Breaker({"smtp": Permit(False, retry_at=1000.0)})
+    outcomes = send_with_failover([first, second], _messages(), breaker=breaker)
+    assert first.calls == []
+    assert [o.provider for o in outcomes] == ["smtp2", "smtp2"]
+    assert "circuit open" in outcomes[0].describe()
+
+
+def test_when_every_circuit_is_open_nothing_is_attempted_and_the_wait_ends_at_the_earliest_half_open():
+    breaker = Breaker({"smtp": Permit(False, retry_at=2000.0), "smtp2": Permit(False, retry_at=1500.0)})
+    outcomes = send_with_failover([Scripted("smtp"), Scripted("smtp2")], _messages(), breaker=breaker)
+    assert all(o.circuit_wait and not o.attempted for o in outcomes)
+    assert outcomes[0].retry_at == 1500.0
+    assert not outcomes[0].error.permanent
+
+
+def test_a_half_open_probe_sends_one_message_first():
+    provider = Scripted("smtp")
+    breaker = Breaker({"smtp": Permit(True, probe=True)})
+    outcomes = send_with_failover([provider], _messages(3), breaker=breaker)
+    assert provider.calls[0] == ["u0@example.com"]
+    assert all(o.ok for o in outcomes)
+
+
+def test_results_are_reported_to_the_breaker():
+    breaker = Breaker()
+    send_with_failover([Scripted("smtp", "transient"), Scripted("smtp2")], _messages(), breaker=breaker)
+    assert breaker.recorded == [("smtp", [False, False]), ("smtp2", [True, True])]
+
+
+def test_push_providers_take_only_their_platforms():
+    fcm, webpush = Scripted("fcm", platforms={"android", "ios"}), Scripted("webpush", platforms={"web"})
+    messages = [Message(notification_id="1", channel="push", to="a", platform="android"),
+                Message(notification_id="1", channel="push", to="w", platform="web"),
+                Message(notification_id="1", channel="push", to="i", platform="ios")]
+    outcomes = send_with_failover([fcm, webpush], messages)
+    assert [o.provider for o in outcomes] == ["fcm", "webpush", "fcm"]
+    assert fcm.calls == [["a", "i"]] and webpush.calls == [["w"]]
+
+
+def test_a_platform_no_provider_takes_fails_permanently():
+    outcomes = send_with_failover([Scripted("fcm", platforms={"android"})],
+                                  [Message(notification_id="1", channel="push", to="w", platform="web")])
+    assert outcomes[0].error.permanent and outcomes[0].error.code == "no_provider"
+
+
+def test_a_provider_that_raises_unexpectedly_counts_as_transient():
+    class Broken(Provider):
+        name, channel = "broken", "email"
+
+        def send_many(self, messages):
+            raise RuntimeError("bug")
+
+    outcomes = send_with_failover([Broken(), Scripted("smtp2")], _messages(1))
+    assert outcomes[0].ok and outcomes[0].provider == "smtp2"

@@ -1,0 +1,64 @@
+"""Policy checks (see apps/notifications/policy.py): suppressed addresses are not sent to.
+
+One query per batch: every address of the batch is looked up at once.
+"""
+from __future__ import annotations
+
+from notifier.addresses import canonical_address
+
+from .selectors import suppression_matching, suppressions_by_address
+
+
+def _addresses(channel: str, to: str, recipient, content: dict) -> list[str]:
+    if channel == "push":
+        return [canonical_address("push", t) for t in (content or {}).get("device_tokens") or []]
+    if to:
+        return [canonical_address(channel, to)]
+    if recipient is None:
+        return []
+    if channel == "email" and recipient.email:
+        return [canonical_address("email", recipient.email)]
+    if channel == "sms" and recipient.phone:
+        return [canonical_address("sms", recipient.phone)]
+    return []
+
+
+def _verdict(addresses: list[str], found, category: str) -> str | None:
+    """The reason text when every address is suppressed for ``category``; else None."""
+    reasons = []
+    for address in addresses:
+        row = suppression_matching(found.get(address, []), category)
+        if row is None:
+            return None
+        reasons.append(row)
+    if not reasons:
+        return None
+    row = reasons[0]
+    since = row.created_at.date().isoformat() if row.created_at else ""
+    return f"suppressed: {row.get_reason_display()} since {since}" + (f" ({row.detail})" if row.detail else "")
+
+
+def suppressed_at_acceptance(specs, now) -> None:
+    wanted = [(spec, _addresses(spec.channel, spec.to, spec.recipient, spec.content)) for spec in specs]
+    found = suppressions_by_address(a for _, addresses in wanted for a in addresses)
+    if not found:
+        return
+    for spec, addresses in wanted:
+        reason = _verdict(addresses, found, spec.category)
+        if reason:
+            spec.status = "suppressed"
+            spec.status_detail = reason
+
+
+def suppressed_before_send(notifications, now) -> dict:
+    from apps.notifications.policy import Verdict
+
+    wanted = [(n, _addresses(n.channel, n.to, n.recipient, n.content)) for n in notifications]
+    found = suppressions_by_address(a for _, addresses in wanted for a in addresses)
+    verdicts = {}
+    if found:
+        for n, addresses in wanted:
+            reason = _verdict(addresses, found, n.category)
+            if reason:
+                verdicts[n.id] = Verdict("suppressed", reason)
+    return verdicts

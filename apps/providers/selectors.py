@@ -1,0 +1,33 @@
+"""Reads: which addresses are suppressed."""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable
+
+from apps.notifications.categories import category_get
+
+from .models import Suppression, SuppressionReason
+
+
+def suppressions_by_address(addresses: Iterable[str]) -> dict[str, list[Suppression]]:
+    """Every suppression of the given canonical addresses, in one query."""
+    wanted = {a for a in addresses if a}
+    found: dict[str, list[Suppression]] = defaultdict(list)
+    if wanted:
+        for row in Suppression.objects.filter(address__in=wanted).only(
+                "address", "category", "reason", "detail", "created_at"):
+            found[row.address].append(row)
+    return found
+
+
+def suppression_matching(rows: list[Suppression], category: str) -> Suppression | None:
+    """The first of ``rows`` that stops a notification of ``category``."""
+    for row in rows:
+        if row.category and row.category != category:
+            continue
+        if row.reason == SuppressionReason.UNSUBSCRIBED:
+            cat = category_get(category)
+            if cat is not None and not cat.allow_opt_out:
+                continue
+        return row
+    return None
