@@ -94,7 +94,8 @@ def test_a_permanent_failure_fails_after_one_attempt_without_a_dead_letter(api, 
 
 
 def test_replay_command_requeues_failed_notifications_from_the_database(api, stack, smtp_sink, capsys):
-    smtp_sink.reject_rcpt("550 5.1.1 No such user here")
+    # A permanent rejection of the content (not of the address, which would suppress it for good).
+    smtp_sink.fail_always("554 5.6.0 Message content rejected")
     stack.worker()
     stack.beat()
     ids = [_post(api, to=f"user{i}@example.com") for i in range(3)]
