@@ -19,6 +19,7 @@ from django.utils import timezone
 from notifier.channels.base import Message, ProviderError
 from notifier.channels.failover import Outcome, send_with_failover
 from notifier.channels.registry import providers_for
+from notifier.pii import scrub_text
 from notifier.retry import Backoff, should_retry
 
 from . import policy
@@ -242,7 +243,8 @@ def record_results(results: list[Result]) -> None:
             {
                 "id": str(r.notification.id), "channel": r.notification.channel,
                 "priority": r.notification.priority, "category": r.notification.category,
-                "attempts": r.notification.attempts + 1, "last_error": r.error, "failed_at": now.isoformat(),
+                "attempts": r.notification.attempts + 1, "last_error": scrub_text(r.error),  # no PII on the broker
+                "failed_at": now.isoformat(),
             }
             for r in results if r.dead_letter
         ]

@@ -21,7 +21,10 @@ from functools import lru_cache
 
 from django.utils.module_loading import import_string
 
-ACCEPTANCE_CHECKS: list[str] = []
+ACCEPTANCE_CHECKS: list[str] = [
+    # Keep the frequency cap last: a notification suppressed by an earlier check uses no slot.
+    "apps.notifications.caps.frequency_caps",
+]
 SEND_CHECKS: list[str] = []
 
 
