@@ -16,8 +16,6 @@ from celery import signals  # noqa: E402
 @signals.after_setup_logger.connect
 @signals.after_setup_task_logger.connect
 def _mask_pii_in_celery_logs(logger=None, **kwargs):
-    from notifier.pii import PiiFilter
+    from notifier.pii import mask_all_log_handlers
 
-    for handler in getattr(logger, "handlers", []):
-        if not any(isinstance(f, PiiFilter) for f in handler.filters):
-            handler.addFilter(PiiFilter())
+    mask_all_log_handlers()

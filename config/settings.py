@@ -244,6 +244,8 @@ NOTIFIER_FREQUENCY_CAP_MAX_HOLD = env_float("NOTIFIER_FREQUENCY_CAP_MAX_HOLD", 7
 NOTIFIER_FIELD_ENCRYPTION_KEY = env_str("NOTIFIER_FIELD_ENCRYPTION_KEY", "") or ""
 
 INSTALLED_APPS += ["apps.idempotency"]
+# LOGGING above, then notifier.pii.PiiFilter on every handler (Django's own defaults included).
+LOGGING_CONFIG = "notifier.pii.configure_logging"
 MIDDLEWARE.insert(1, "apps.notifications.api.middleware.RejectNulMiddleware")
 CELERY_BEAT_SCHEDULE["notifier-idempotency-purge"] = {
     "task": "notifier.idempotency_purge",

@@ -119,3 +119,23 @@ class PiiFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = scrub_text(record.stack_info)
         return True
+
+
+def mask_all_log_handlers() -> None:
+    """Add PiiFilter to every handler of every logger configured so far (root included)."""
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.Logger.manager.loggerDict.values() if isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if not any(isinstance(f, PiiFilter) for f in handler.filters):
+                handler.addFilter(PiiFilter())
+
+
+def configure_logging(config: dict) -> None:
+    """``settings.LOGGING_CONFIG``: dictConfig, then mask every handler — also those Django's
+    default logging installed (its DEBUG console handler on the ``django`` logger)."""
+    import logging.config
+
+    logging.config.dictConfig(config)
+    mask_all_log_handlers()
