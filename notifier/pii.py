@@ -67,7 +67,10 @@ def scrub_data(value):
         return {scrub_data(k) if isinstance(k, str) else k: scrub_data(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [scrub_data(v) for v in value]
-    return value
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    # Any other object (e.g. a request in a log record's attributes) would be repr()'d later: do it now.
+    return scrub_text(repr(value))
 
 
 def scrub_event(event, hint=None):
@@ -90,6 +93,7 @@ SENTRY_SCRUBBING = {
     "before_send": scrub_event,
     "before_send_transaction": scrub_event,
     "before_breadcrumb": scrub_breadcrumb,
+    "before_send_log": scrub_event,
     "send_default_pii": False,
 }
 
