@@ -69,3 +69,24 @@ def test_a_hold_category_schedules_over_the_cap_instead(api):
 
 def test_categories_without_a_cap_are_never_capped(api):
     assert {_mail(api, category="transactional")["status"] for _ in range(6)} == {"queued"}
+
+
+def test_a_batch_of_specs_costs_one_redis_script_call(marketing_capped, monkeypatch):
+    from apps.notifications import caps
+    from apps.notifications.services import NotificationSpec, notifications_create
+
+    real = caps.cap_limiter()
+    calls = []
+
+    class CountingLimiter:
+        def hit_many(self, items):
+            calls.append(len(items))
+            return real.hit_many(items)
+
+    monkeypatch.setattr(caps, "cap_limiter", lambda: CountingLimiter())
+    specs = [NotificationSpec(channel="email", category="marketing", priority="low", to=f"u{i % 2}@example.com",
+                              content={"subject": "s", "body": "b"}) for i in range(8)]
+    created = notifications_create(specs=specs)
+    assert calls == [8]
+    # 4 each for two recipients with a cap of 3: the 4th of each is suppressed, in order.
+    assert [n.status for n in created] == ["queued"] * 6 + ["suppressed"] * 2
