@@ -6,8 +6,8 @@ import hmac
 import logging
 import secrets
 import time
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
 from django.utils import timezone
