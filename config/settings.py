@@ -115,11 +115,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(NOTIFIER_MAX_BODY_BYTES, 2_621_440)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apps.apikeys.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["apps.apikeys.permissions.HasScope"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apps.notifications.api.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.notifications.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["apps.apikeys.throttling.ApiKeyRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "notifier API",
@@ -276,7 +277,57 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Every handler masks email addresses and phone numbers (notifier.pii.PiiFilter).
+    "filters": {"pii": {"()": "notifier.pii.PiiFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["pii"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- Security and abuse control ---------------------------------------------------------
+# API keys: per-process cache of key lookups. Revocation is immediate anyway (a Redis
+# marker read by the throttle script); this TTL bounds how long other admin edits
+# (scopes, channels, limits) and, when Redis is unreachable, a revocation take to apply.
+NOTIFIER_API_KEY_CACHE_SECONDS = env_float("NOTIFIER_API_KEY_CACHE_SECONDS", 5.0)
+# Throttling per API key (token bucket in Redis): requests per second and burst.
+# Per-key overrides in the admin (ApiKey.rate_limit / rate_burst); a rate of 0 is unlimited.
+NOTIFIER_API_RATE = env_float("NOTIFIER_API_RATE", 2000.0)
+NOTIFIER_API_BURST = env_int("NOTIFIER_API_BURST", 4000)
+# Idempotency-Key: how long a key's first response is kept, and after how long an
+# unfinished first request (its process died) may be taken over by a retry.
+NOTIFIER_IDEMPOTENCY_TTL = env_int("NOTIFIER_IDEMPOTENCY_TTL", 24 * 3600)
+NOTIFIER_IDEMPOTENCY_LOCK_TIMEOUT = env_float("NOTIFIER_IDEMPOTENCY_LOCK_TIMEOUT", 60.0)
+# Per-recipient frequency caps (Category.cap_*): the longest a capped notification is held.
+NOTIFIER_FREQUENCY_CAP_MAX_HOLD = env_float("NOTIFIER_FREQUENCY_CAP_MAX_HOLD", 7 * 86400.0)
+# Optional encryption at rest of Recipient.email/phone: Fernet keys, comma-separated,
+# the first encrypts, all decrypt (rotation). Unset: stored in plain text.
+NOTIFIER_FIELD_ENCRYPTION_KEY = env_str("NOTIFIER_FIELD_ENCRYPTION_KEY", "") or ""
+
+INSTALLED_APPS += ["apps.idempotency"]
+# LOGGING above, then notifier.pii.PiiFilter on every handler (Django's own defaults included).
+LOGGING_CONFIG = "notifier.pii.configure_logging"
+MIDDLEWARE.insert(1, "apps.notifications.api.middleware.RejectNulMiddleware")
+CELERY_BEAT_SCHEDULE["notifier-idempotency-purge"] = {
+    "task": "notifier.idempotency_purge",
+    "schedule": 3600.0,
+    "options": {"queue": PRIORITY_QUEUES["low"], "expires": 1800},
+}
+
+# Production hardening: on by default whenever DEBUG is off.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)/?$"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Behind a TLS-terminating proxy: SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https".
+_proxy_header = env_list("SECURE_PROXY_SSL_HEADER", [])
+if _proxy_header:
+    if len(_proxy_header) != 2:
+        raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER must be 'HEADER,value', e.g. HTTP_X_FORWARDED_PROTO,https")
+    SECURE_PROXY_SSL_HEADER = (_proxy_header[0], _proxy_header[1])

@@ -20,6 +20,13 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    rate_limit = models.FloatField(
+        null=True, blank=True,
+        help_text="Requests per second. Empty: NOTIFIER_API_RATE. 0: unlimited.",
+    )
+    rate_burst = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests allowed at once above the rate. Empty: NOTIFIER_API_BURST.",
+    )
 
     class Meta:
         verbose_name = "API key"
@@ -36,3 +43,9 @@ class ApiKey(models.Model):
 
     def allows_channel(self, channel: str) -> bool:
         return not self.allowed_channels or channel in self.allowed_channels
+
+    def throttle_limits(self, *, default_rate: float, default_burst: int) -> tuple[float, int]:
+        """(requests per second, burst) for this key; a rate of 0 means unlimited."""
+        rate = default_rate if self.rate_limit is None else self.rate_limit
+        burst = default_burst if self.rate_burst is None else self.rate_burst
+        return float(rate), max(int(burst), 1)

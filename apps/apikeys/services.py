@@ -3,17 +3,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
+from django.conf import settings
 from django.utils import timezone
+
+from notifier.ratelimit import ApiRateLimiter, client_from_url
 
 from .models import SCOPES, ApiKey
 
 KEY_PREFIX = "nk_"
-_CACHE_TTL = 30.0
 _cache: dict[str, tuple[float, ApiKey | None]] = {}
+# Compared against when no key has the given prefix, so a miss costs the same as a hit.
+_DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
+
+logger = logging.getLogger(__name__)
 
 
 def _hash(secret: str) -> str:
@@ -26,7 +34,8 @@ class IssuedKey:
     raw: str
 
 
-def api_key_create(*, name: str, scopes: list[str] | None = None, allowed_channels: list[str] | None = None) -> IssuedKey:
+def api_key_create(*, name: str, scopes: list[str] | None = None, allowed_channels: list[str] | None = None,
+                   rate_limit: float | None = None, rate_burst: int | None = None) -> IssuedKey:
     scopes = list(scopes or [])
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown:
@@ -35,18 +44,56 @@ def api_key_create(*, name: str, scopes: list[str] | None = None, allowed_channe
     raw = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey.objects.create(
         name=name, prefix=prefix, key_hash=_hash(raw), scopes=scopes, allowed_channels=list(allowed_channels or []),
+        rate_limit=rate_limit, rate_burst=rate_burst,
     )
+    api_key_sync_revocation(key_id=key.pk, revoked=False)  # no stale marker from a reused id
     return IssuedKey(api_key=key, raw=raw)
 
 
 def api_key_revoke(*, prefix: str) -> int:
+    """Revoke the key; every API process refuses it from the next request on.
+
+    The revocation is written to PostgreSQL (the truth) and marked in Redis, where
+    the per-request throttle script sees it; the per-process lookup cache
+    (NOTIFIER_API_KEY_CACHE_SECONDS) only matters when Redis is unreachable.
+    """
     _cache.clear()
-    return ApiKey.objects.filter(prefix=prefix, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    ids = list(ApiKey.objects.filter(prefix=prefix, revoked_at__isnull=True).values_list("pk", flat=True))
+    count = ApiKey.objects.filter(pk__in=ids).update(revoked_at=timezone.now())
+    for pk in ids:
+        api_key_sync_revocation(key_id=pk, revoked=True)
+    return count
+
+
+def api_key_sync_revocation(*, key_id: int, revoked: bool) -> None:
+    """Set or clear the key's revocation marker in Redis (admin edits call this too)."""
+    _cache.clear()
+    limiter = rate_limiter()
+    try:
+        if revoked:
+            limiter.mark_revoked(str(key_id))
+        else:
+            limiter.clear_revoked(str(key_id))
+    except Exception:  # noqa: BLE001 - PostgreSQL holds the revocation; caches expire within seconds
+        logger.warning("could not update the revocation marker of API key %s in Redis", key_id, exc_info=True)
+
+
+def rate_limiter() -> ApiRateLimiter:
+    return _rate_limiter(settings.REDIS_URL)
+
+
+@lru_cache(maxsize=4)
+def _rate_limiter(url: str) -> ApiRateLimiter:
+    return ApiRateLimiter(client_from_url(url))
 
 
 def api_key_check(raw: str, *, now=time.monotonic) -> ApiKey | None:
-    """The active key matching ``raw``, or None. Lookups are cached briefly per process."""
-    if not raw.startswith(KEY_PREFIX):
+    """The active key matching ``raw``, or None. Lookups are cached briefly per process.
+
+    Hashes are compared in constant time, and a prefix that matches no key is
+    compared against a dummy hash so that misses and hits take the same time.
+    """
+    if not raw.startswith(KEY_PREFIX) or len(raw) > 200:
         return None
     prefix = raw[len(KEY_PREFIX):].split("_", 1)[0]
     digest = _hash(raw)
@@ -54,12 +101,13 @@ def api_key_check(raw: str, *, now=time.monotonic) -> ApiKey | None:
     if cached and cached[0] > now():
         key = cached[1]
     else:
-        key = ApiKey.objects.filter(prefix=prefix).first()
-        if key is not None and not hmac.compare_digest(key.key_hash, digest):
+        key = ApiKey.objects.filter(prefix=prefix).first() if 0 < len(prefix) <= 16 else None
+        matches = hmac.compare_digest(key.key_hash if key is not None else _DUMMY_HASH, digest)
+        if not matches or (key is not None and not key.is_active):
             key = None
-        if key is not None and not key.is_active:
-            key = None
-        _cache[digest] = (now() + _CACHE_TTL, key)
+        if len(_cache) > 10_000:  # random wrong keys must not grow it without bound
+            _cache.clear()
+        _cache[digest] = (now() + settings.NOTIFIER_API_KEY_CACHE_SECONDS, key)
         if key is not None:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
     return key

@@ -8,7 +8,8 @@ from .services import notifications_requeue
 
 @admin.register(Category)
 class CategoryAdmin(admin.ModelAdmin):
-    list_display = ("slug", "name", "default_priority", "allow_opt_out", "quiet_hours_apply")
+    list_display = ("slug", "name", "default_priority", "allow_opt_out", "quiet_hours_apply", "cap_count",
+                    "cap_period_seconds", "cap_action")
     list_filter = ("default_priority", "allow_opt_out", "quiet_hours_apply")
     search_fields = ("slug", "name")
 

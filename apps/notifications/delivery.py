@@ -22,7 +22,7 @@ from notifier.channels.base import Message, ProviderError
 from notifier.channels.failover import Outcome, send_with_failover
 from notifier.channels.registry import providers_for
 from notifier.circuit import breaker
-from notifier.pii import mask_generic
+from notifier.pii import mask_generic, scrub_text
 from notifier.retry import Backoff, should_retry
 
 from . import policy
@@ -271,7 +271,8 @@ def record_results(results: list[Result]) -> None:
             {
                 "id": str(r.notification.id), "channel": r.notification.channel,
                 "priority": r.notification.priority, "category": r.notification.category,
-                "attempts": r.notification.attempts + 1, "last_error": r.error, "failed_at": now.isoformat(),
+                "attempts": r.notification.attempts + 1, "last_error": scrub_text(r.error),  # no PII on the broker
+                "failed_at": now.isoformat(),
             }
             for r in results if r.dead_letter
         ]

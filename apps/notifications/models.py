@@ -1,3 +1,4 @@
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from notifier.ids import uuid7
@@ -31,6 +32,11 @@ class Status(models.TextChoices):
 TERMINAL_STATUSES = frozenset({Status.FAILED, Status.SUPPRESSED, Status.CANCELLED, Status.EXPIRED, Status.DELIVERED})
 
 
+class CapAction(models.TextChoices):
+    SUPPRESS = "suppress"
+    HOLD = "hold"
+
+
 class Category(models.Model):
     """The kind of a notification: default priority, opt-out and quiet-hours policy."""
 
@@ -40,6 +46,17 @@ class Category(models.Model):
     default_priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.NORMAL)
     allow_opt_out = models.BooleanField(default=True, help_text="Recipients may opt out of this category.")
     quiet_hours_apply = models.BooleanField(default=False, help_text="Held during a recipient's quiet hours.")
+    # Frequency cap per recipient across channels (apps/notifications/caps.py), e.g. 3 per 86400 s.
+    cap_count = models.PositiveIntegerField(
+        default=0, help_text="At most this many notifications of this category per recipient per period. 0: no cap.",
+    )
+    cap_period_seconds = models.PositiveIntegerField(
+        default=86400, validators=[MinValueValidator(1)], help_text="The cap's period, in seconds.",
+    )
+    cap_action = models.CharField(
+        max_length=8, choices=CapAction.choices, default=CapAction.SUPPRESS,
+        help_text="Over the cap: suppress (status suppressed, rate_limited) or hold until the cap allows it.",
+    )
 
     class Meta:
         verbose_name_plural = "categories"

@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 ACCEPTANCE_CHECKS: list[str] = [
     "apps.providers.checks.suppressed_at_acceptance",  # the suppression list
     "apps.recipients.policy.check_at_acceptance",  # preferences and quiet hours
+    # Keep the frequency cap last: a notification suppressed by an earlier check uses no slot.
+    "apps.notifications.caps.frequency_caps",
 ]
 SEND_CHECKS: list[str] = [
     "apps.providers.checks.suppressed_before_send",

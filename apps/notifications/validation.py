@@ -26,14 +26,30 @@ MAX_METADATA_BYTES = 16 * 1024
 MAX_JSON_DEPTH = 8
 CONTENT_LIMITS = {"subject": 998, "title": 255, "body": 100_000, "html": 500_000}
 SMS_MAX_CHARS = 1600
+# At most this many segments per SMS (carriers and Twilio concatenate up to 10 reliably).
+SMS_MAX_SEGMENTS = 10
+# The batch endpoint accepts at most this many items per request.
+MAX_BATCH_ITEMS = 1000
 
 
-def _depth(value, level: int = 0) -> int:
-    if isinstance(value, dict):
-        return max([_depth(v, level + 1) for v in value.values()] or [level + 1])
-    if isinstance(value, list):
-        return max([_depth(v, level + 1) for v in value] or [level + 1])
-    return level
+def _depth(value, limit: int = MAX_JSON_DEPTH) -> int:
+    """Nesting depth of a JSON value (iterative; stops counting past ``limit``)."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        level += 1
+        deepest = max(deepest, level)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, level) for child in children)
+    return deepest
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -191,10 +207,16 @@ class NotificationInputSerializer(serializers.Serializer):
                           if n in attrs and n not in self.ALLOWED_CONTENT[channel]]
             for name in disallowed:
                 errors[name] = [f"Not used by {channel} notifications."]
-        if channel == Channel.SMS and len(content.get("body", "")) > SMS_MAX_CHARS:
-            errors["body"] = [f"SMS bodies are limited to {SMS_MAX_CHARS} characters."]
-        if channel == Channel.SMS and content.get("body") and "sms" not in content:
-            content["sms"] = sms_info(content["body"]).as_dict()  # encoding and segment count (templates add it)
+        if channel == Channel.SMS and content.get("body"):
+            sms_body = content["body"]
+            info = sms_info(sms_body)
+            if len(sms_body) > SMS_MAX_CHARS:
+                errors["body"] = [f"SMS bodies are limited to {SMS_MAX_CHARS} characters."]
+            elif info.segments > SMS_MAX_SEGMENTS:
+                errors["body"] = [f"SMS bodies are limited to {SMS_MAX_SEGMENTS} segments "
+                                  f"({info.segments} needed as {info.encoding})."]
+            if "sms" not in content:
+                content["sms"] = info.as_dict()  # encoding and segment count (templates add it)
         if template and "data" in attrs and channel in (Channel.PUSH, Channel.IN_APP):
             content["data"] = attrs["data"]
         if tokens:

@@ -1,14 +1,16 @@
 from django.db import models
 
 from apps.notifications.models import Channel
+from .fields import EncryptedCharField
 
 
 class Recipient(models.Model):
     """Someone notifications are sent to, known by the client's own id."""
 
     external_id = models.CharField(max_length=255, unique=True)
-    email = models.CharField(max_length=254, blank=True)
-    phone = models.CharField(max_length=16, blank=True)
+    # Encrypted at rest when NOTIFIER_FIELD_ENCRYPTION_KEY is set (apps/recipients/fields.py).
+    email = EncryptedCharField(max_length=254, blank=True)
+    phone = EncryptedCharField(max_length=16, blank=True)
     timezone = models.CharField(max_length=64, default="UTC")
     locale = models.CharField(max_length=35, blank=True)
     name = models.CharField(max_length=255, blank=True)

@@ -1,4 +1,64 @@
-from notifier.pii import mask_address, mask_email, mask_phone, scrub_data, scrub_text
+"""Masking of email addresses and phone numbers (notifier.pii)."""
+import io
+import logging
+
+from notifier.pii import PiiFilter, mask_address, mask_email, mask_phone, scrub_data, scrub_event, scrub_text
+
+
+def test_scrub_text_masks_emails_and_e164_numbers_plain_and_url_encoded():
+    text = "to alice@example.com, +12025550123, ?to=bob%40example.org&p=%2B447700900123"
+    scrubbed = scrub_text(text)
+    assert scrubbed == "to a***@example.com, +1********23, ?to=b***%40example.org&p=%2B4*********23"
+
+
+def test_scrub_data_masks_keys_values_and_objects():
+    class Request:
+        def __repr__(self):
+            return "<Request to carol@example.com>"
+
+    data = {"carol@example.com": ["+12025550123", 3, None, True], "req": Request(), "n": ("x", b"dan@example.com")}
+    assert scrub_data(data) == {"c***@example.com": ["+1********23", 3, None, True],
+                                "req": "<Request to c***@example.com>", "n": ["x", "d***@example.com"]}
+
+
+def test_scrub_event_covers_request_body_and_breadcrumbs():
+    event = {"request": {"data": '{"to": "erin@example.com"}', "query_string": "to=erin%40example.com"},
+             "breadcrumbs": {"values": [{"message": "sms to +12025550123"}]}}
+    text = repr(scrub_event(event, {}))
+    assert "erin@example.com" not in text and "erin%40" not in text and "+12025550123" not in text
+
+
+def test_log_filter_masks_message_arguments_and_tracebacks():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(PiiFilter())
+    logger = logging.getLogger("tests.pii")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("sending to %s", "frank@example.com")
+        try:
+            raise ValueError("refused +12025550123")
+        except ValueError:
+            logger.exception("failed for %(who)s", {"who": "grace@example.com"})
+    finally:
+        logger.removeHandler(handler)
+    out = stream.getvalue()
+    assert "frank@example.com" not in out and "grace@example.com" not in out and "+12025550123" not in out
+    assert "sending to f***@example.com" in out and "ValueError: refused +1********23" in out
+
+
+def test_settings_logging_puts_the_filter_on_every_handler_django_configured():
+    from django.conf import settings
+    from django.utils.log import configure_logging
+
+    configure_logging(settings.LOGGING_CONFIG, settings.LOGGING)  # what django.setup() does
+    configured = [h for name in ("", "django", "django.request", "django.server")
+                  for h in logging.getLogger(name).handlers if type(h).__module__.startswith(("logging", "django"))]
+    assert configured
+    for handler in configured:
+        assert sum(isinstance(f, PiiFilter) for f in handler.filters) == 1, handler
+
 
 
 def test_email_keeps_first_letter_and_domain():

@@ -26,6 +26,9 @@ def _flatten(value):
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, RecursionError):
+        # Input nested deeply enough to exhaust recursion somewhere in validation: bad input, not a crash.
+        exc = exceptions.ValidationError({"non_field_errors": ["JSON nested too deeply."]})
     if isinstance(exc, exceptions.ParseError):
         exc = exceptions.ValidationError({"non_field_errors": [f"Malformed JSON: {exc.detail}"]})
     response = drf_exception_handler(exc, context)

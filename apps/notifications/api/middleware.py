@@ -20,3 +20,19 @@ class BodySizeLimitMiddleware:
                 status=413,
             )
         return self.get_response(request)
+
+
+class RejectNulMiddleware:
+    """400 for a NUL character in the path or query string: PostgreSQL cannot compare or store it,
+    so it would otherwise surface as a 500 from whichever filter first touched the database."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", "") or any(
+            "\x00" in value for values in request.GET.lists() for value in values[1]
+        ):
+            return JsonResponse({"errors": {"non_field_errors": ["NUL characters are not allowed in URLs."]}},
+                                status=400)
+        return self.get_response(request)

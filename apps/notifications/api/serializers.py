@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from notifier.pii import mask_address
+from notifier.pii import mask_address, scrub_text
 
 from ..models import Notification, NotificationEvent
 
@@ -16,6 +16,11 @@ class EventSerializer(serializers.ModelSerializer):
         model = NotificationEvent
         fields = ("status", "at", "detail")
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["detail"] = scrub_text(data["detail"])  # provider replies often quote the address
+        return data
+
 
 class NotificationDetailSerializer(serializers.ModelSerializer):
     recipient = serializers.SerializerMethodField()
@@ -30,6 +35,12 @@ class NotificationDetailSerializer(serializers.ModelSerializer):
             "recipient", "to", "attempts", "last_error", "provider", "provider_message_id", "sent_at",
             "delivered_at", "expires_at", "group_key", "metadata", "sms", "events",
         )
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if data.get("last_error"):
+            data["last_error"] = scrub_text(data["last_error"])
+        return data
 
     def get_recipient(self, obj) -> str | None:
         return obj.recipient.external_id if obj.recipient_id and obj.recipient else None

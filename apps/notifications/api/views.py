@@ -5,6 +5,9 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.idempotency.services import HEADER as IDEMPOTENCY_HEADER
+from apps.idempotency.services import idempotent
+
 from ..models import Channel, Status
 from ..selectors import notification_get, notification_list, parse_uuid
 from ..scheduling import Conflict, NotFound, notification_cancel, notification_reschedule, notifications_cancel_group
@@ -29,6 +32,13 @@ class IdCursorPagination(CursorPagination):
         return {"type": "object", "properties": {"results": schema, "next": {"type": "string", "nullable": True}}}
 
 
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False,
+    description="At most 255 characters. A repeat with the same key and body within 24 h returns the first "
+                "response; the same key with another body: 422; while the first is still processed: 409.",
+)
+
+
 def _location(notification) -> str:
     return f"/api/v1/notifications/{notification.id}/"
 
@@ -41,10 +51,14 @@ class NotificationResourceView(APIView):
     @extend_schema(
         operation_id="notifications_create",
         parameters=[OpenApiParameter("key", str, OpenApiParameter.PATH, enum=Channel.values,
-                                     description="The channel: email, sms, push or in_app.")],
+                                     description="The channel: email, sms, push or in_app."),
+                    IDEMPOTENCY_KEY_PARAMETER],
         request=NotificationInputSerializer, responses={202: NotificationAcceptedSerializer},
     )
     def post(self, request, key: str):
+        return idempotent(request, lambda: self._create(request, key))
+
+    def _create(self, request, key: str):
         channel = key
         if channel not in Channel.values:
             return not_found_response()

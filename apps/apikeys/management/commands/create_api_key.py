@@ -11,12 +11,16 @@ class Command(BaseCommand):
         parser.add_argument("name")
         parser.add_argument("--scopes", nargs="*", default=[], help=f"Any of: {', '.join(SCOPES)}. Default: all.")
         parser.add_argument("--channels", nargs="*", default=[], help="Restrict to these channels. Default: all.")
+        parser.add_argument("--rate", type=float, default=None,
+                            help="Requests per second (0: unlimited). Default: NOTIFIER_API_RATE.")
+        parser.add_argument("--burst", type=int, default=None, help="Burst size. Default: NOTIFIER_API_BURST.")
 
-    def handle(self, *args, name, scopes, channels, **options):
+    def handle(self, *args, name, scopes, channels, rate=None, burst=None, **options):
         scopes = [s for item in scopes for s in item.split(",") if s]
         channels = [c for item in channels for c in item.split(",") if c]
         try:
-            issued = api_key_create(name=name, scopes=scopes, allowed_channels=channels)
+            issued = api_key_create(name=name, scopes=scopes, allowed_channels=channels, rate_limit=rate,
+                                    rate_burst=burst)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(issued.raw)
