@@ -42,9 +42,12 @@ INSTALLED_APPS = [
     "apps.apikeys",
     "apps.recipients",
     "apps.notifications",
+    "apps.ops",
 ]
 
 MIDDLEWARE = [
+    "apps.ops.middleware.RequestIdMiddleware",  # operations: X-Request-ID into logs and tasks
+    "apps.ops.middleware.MetricsMiddleware",  # operations: API latency and status codes
     "apps.notifications.api.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -210,13 +213,27 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# --- Logging ---------------------------------------------------------------------
+# --- Logging (operations) ---------------------------------------------------------------
+# LOG_FORMAT=json (one JSON object per line, personal data masked; the default
+# when DEBUG is off) or plain (the default when DEBUG is on). The delivery log
+# (one line per result) has its own level for very high volumes.
+from notifier.logs import logging_config  # noqa: E402
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
-}
+LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use json or plain")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL, delivery_level=env_str("DELIVERY_LOG_LEVEL", LOG_LEVEL))
+
+# --- Operations: readiness, metrics, Sentry --------------------------------------------------
+NOTIFIER_READINESS_TIMEOUT = env_float("NOTIFIER_READINESS_TIMEOUT", 2.0)
+NOTIFIER_METRICS_QUEUE_CACHE = env_float("NOTIFIER_METRICS_QUEUE_CACHE", 5.0)
+SENTRY_DSN = env_str("SENTRY_DSN", "")
+SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "development" if DEBUG else "production")
+if SENTRY_DSN:
+    from notifier.sentry import git_sha, init_sentry
+
+    init_sentry(
+        dsn=SENTRY_DSN, release=env_str("SENTRY_RELEASE") or git_sha(BASE_DIR), environment=SENTRY_ENVIRONMENT,
+        traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0),
+    )

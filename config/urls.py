@@ -8,6 +8,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path("api/v1/", include("apps.notifications.api.urls")),
+    path("", include("apps.ops.urls")),  # /healthz, /readyz, /metrics (no API key)
 ]
 
 handler404 = errors.json_not_found

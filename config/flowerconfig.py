@@ -1,0 +1,37 @@
+"""Flower options (``celery -A config.celery_app flower --conf=config/flowerconfig.py``).
+
+- Basic auth is required: ``FLOWER_BASIC_AUTH=user:password`` (comma-separate
+  several). ``make run`` writes local credentials into ``.env``; docker/ takes
+  them from the environment. Flower refuses to start without them.
+- The broker tab and ``/api/queues/length`` read RabbitMQ's management API.
+  ``FLOWER_BROKER_API`` sets its URL; otherwise it is derived from the broker
+  URL: same host, user and password, port ``RABBITMQ_MANAGEMENT_PORT`` (15672).
+"""
+import os
+from urllib.parse import quote, unquote, urlsplit
+
+from config.celery_app import app
+
+
+def _broker_api(broker_url: str) -> str:
+    parts = urlsplit(broker_url)
+    user = quote(unquote(parts.username or "guest"), safe="")
+    password = quote(unquote(parts.password or "guest"), safe="")
+    host = parts.hostname or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    port = os.environ.get("RABBITMQ_MANAGEMENT_PORT", "15672")
+    scheme = "https" if parts.scheme in ("amqps", "pyamqps") else "http"
+    return f"{scheme}://{user}:{password}@{host}:{port}/api/"
+
+
+broker_api = os.environ.get("FLOWER_BROKER_API") or _broker_api(app.conf.broker_url)
+
+_credentials = [c.strip() for c in os.environ.get("FLOWER_BASIC_AUTH", "").split(",") if c.strip()]
+if not _credentials and not os.environ.get("FLOWER_AUTH"):
+    raise SystemExit("Flower needs FLOWER_BASIC_AUTH=user:password (make run writes one into .env)")
+if _credentials:
+    basic_auth = _credentials
+
+# Keep the UI responsive with many tasks; workers are listed even when offline for a while.
+max_tasks = int(os.environ.get("FLOWER_MAX_TASKS", "10000"))

@@ -1,0 +1,23 @@
+"""gunicorn settings (``gunicorn -c config/gunicorn.py config.wsgi:application``).
+
+Options not set here come from the command line or ``GUNICORN_CMD_ARGS``.
+"""
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+worker_class = "gthread"
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None  # the API logs requests itself (JSON)
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def child_exit(server, worker):
+    """Prometheus multiprocess bookkeeping when a gunicorn worker exits."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        from notifier.metrics import process_identifier
+
+        multiprocess.mark_process_dead(process_identifier(worker.pid))
