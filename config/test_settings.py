@@ -25,6 +25,17 @@ os.environ.setdefault("NOTIFIER_DISPATCH_INTERVAL", "0.25")
 os.environ.setdefault("NOTIFIER_SWEEP_INTERVAL", "1")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
+# Prometheus multiprocess directory: a fresh one per test run, inherited by the
+# worker processes tests start, so /metrics in the test process sees their counters.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import atexit
+    import shutil
+    import tempfile
+
+    _PROM_DIR = tempfile.mkdtemp(prefix=f"notifier-{_NS}-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _PROM_DIR
+    atexit.register(shutil.rmtree, _PROM_DIR, True)
+
 from .settings import *  # noqa: E402,F401,F403
 from .settings import DATABASES  # noqa: E402
 

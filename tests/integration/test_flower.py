@@ -1,0 +1,84 @@
+"""Flower, as `make run` starts it: basic auth, workers, and queue lengths from RabbitMQ's management API."""
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.stack import ALL_QUEUES, wait_for
+
+pytestmark = pytest.mark.integration
+
+CELERY = str(Path(sys.executable).with_name("celery"))
+USER, PASSWORD = "ops", "flower-test-pass"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_flower(stack, port, env):
+    return stack._start(
+        [CELERY, "-A", "config.celery_app", "flower", "--address=127.0.0.1", f"--port={port}",
+         "--conf=config/flowerconfig.py"],
+        f"flower-{port}", env)
+
+
+@pytest.fixture
+def flower(stack):
+    stack.worker(queues=ALL_QUEUES)
+    port = free_port()
+    proc = start_flower(stack, port, {"FLOWER_BASIC_AUTH": f"{USER}:{PASSWORD}"})
+    base = f"http://127.0.0.1:{port}"
+
+    def answers():
+        if not proc.alive():
+            raise AssertionError(f"flower exited:\n{proc.output()}")
+        try:
+            return httpx.get(f"{base}/healthcheck", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(answers, timeout=60, interval=0.3, message="flower to answer")
+    return base
+
+
+def test_flower_answers_401_without_credentials(flower):
+    assert httpx.get(f"{flower}/api/workers", timeout=10).status_code == 401
+    assert httpx.get(f"{flower}/api/queues/length", timeout=10).status_code == 401
+    assert httpx.get(f"{flower}/api/workers", auth=(USER, "wrong"), timeout=10).status_code == 401
+
+
+def test_flower_lists_the_worker_pool_and_the_three_priority_queues_with_credentials(flower):
+    auth = (USER, PASSWORD)
+
+    def worker_queues():
+        workers = httpx.get(f"{flower}/api/workers", params={"refresh": "1"}, auth=auth, timeout=15).json()
+        return {q["name"] for info in workers.values() for q in info.get("active_queues") or []}
+
+    assert wait_for(worker_queues, timeout=60, interval=0.5, message="flower to see the worker") >= {
+        "notifications.high", "notifications.normal", "notifications.low"}
+
+    # Queue lengths come from RabbitMQ's management API (an empty list if Flower cannot reach it);
+    # the API refreshes its statistics every few seconds, hence the wait for message counts.
+    def queue_lengths():
+        response = httpx.get(f"{flower}/api/queues/length", auth=auth, timeout=15)
+        assert response.status_code == 200
+        queues = {q["name"]: q for q in response.json()["active_queues"]}
+        if all("messages" in q for q in queues.values()):
+            return queues
+        return None
+
+    queues = wait_for(queue_lengths, timeout=60, interval=1, message="queue lengths from the management API")
+    assert {"notifications.high", "notifications.normal", "notifications.low"} <= set(queues)
+    assert all(q["consumers"] >= 1 for q in queues.values())
+
+
+def test_flower_refuses_to_start_without_credentials(stack):
+    proc = start_flower(stack, free_port(), {"FLOWER_BASIC_AUTH": ""})
+    proc.popen.wait(60)
+    assert proc.popen.returncode != 0
+    assert "FLOWER_BASIC_AUTH" in proc.output()
