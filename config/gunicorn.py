@@ -21,3 +21,23 @@ def child_exit(server, worker):
         from notifier.metrics import process_identifier
 
         multiprocess.mark_process_dead(process_identifier(worker.pid))
+
+
+def _log_format() -> str:
+    debug = os.environ.get("DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+    return os.environ.get("LOG_FORMAT") or ("plain" if debug else "json")
+
+
+# gunicorn's own lines (start-up, worker exits, access log) in the same format as the app's.
+if _log_format() == "json":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "notifier.logs.JsonFormatter"}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json",
+                                 "stream": "ext://sys.stderr"}},
+        "loggers": {
+            "gunicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
+            "gunicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        },
+    }

@@ -173,6 +173,13 @@ _queue_args = {
     "x-dead-letter-exchange": NOTIFIER_DEAD_EXCHANGE,
     "x-dead-letter-routing-key": NOTIFIER_DEAD_QUEUE,
 }
+# Operations: `quorum` on a RabbitMQ cluster (replicated queues, see docs/scaling.md);
+# `classic` (default) on one node. Changing it needs the queues deleted and redeclared.
+NOTIFIER_QUEUE_TYPE = env_str("NOTIFIER_QUEUE_TYPE", "classic")
+if NOTIFIER_QUEUE_TYPE not in ("classic", "quorum"):
+    raise ImproperlyConfigured(f"NOTIFIER_QUEUE_TYPE={NOTIFIER_QUEUE_TYPE!r}: use classic or quorum")
+if NOTIFIER_QUEUE_TYPE == "quorum":
+    _queue_args["x-queue-type"] = "quorum"
 CELERY_TASK_QUEUES = tuple(
     Queue(name, _exchange, routing_key=name, durable=True, queue_arguments=_queue_args)
     for name in PRIORITY_QUEUES.values()

@@ -13,7 +13,7 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 
 _NS = os.environ.get("NOTIFIER_TEST_NAMESPACE", "test")
 _DB = f"notifier_{_NS}"
-_VHOST = f"notifier_{_NS}"
+_VHOST = os.environ.get("NOTIFIER_TEST_VHOST") or f"notifier_{_NS}"  # another vhost: see test_quorum_queues
 _REDIS_DB = os.environ.get("NOTIFIER_TEST_REDIS_DB", "15")
 
 os.environ["DATABASE_URL"] = f"postgres://127.0.0.1:5432/{_DB}"

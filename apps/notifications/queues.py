@@ -18,7 +18,9 @@ def priority_queue(priority: str) -> str:
 
 def dead_letter_queue() -> Queue:
     exchange = Exchange(settings.NOTIFIER_DEAD_EXCHANGE, type="direct", durable=True)
-    return Queue(settings.NOTIFIER_DEAD_QUEUE, exchange, routing_key=settings.NOTIFIER_DEAD_QUEUE, durable=True)
+    arguments = {"x-queue-type": "quorum"} if getattr(settings, "NOTIFIER_QUEUE_TYPE", "classic") == "quorum" else None
+    return Queue(settings.NOTIFIER_DEAD_QUEUE, exchange, routing_key=settings.NOTIFIER_DEAD_QUEUE, durable=True,
+                 queue_arguments=arguments)
 
 
 def chunked(items: list, size: int) -> Iterable[list]:
