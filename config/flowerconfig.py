@@ -14,7 +14,8 @@ from config.celery_app import app
 
 
 def _broker_api(broker_url: str) -> str:
-    parts = urlsplit(broker_url)
+    # Several URLs (a cluster, "amqp://a//;amqp://b//"): the management API of the first.
+    parts = urlsplit(broker_url.split(";")[0].strip())
     user = quote(unquote(parts.username or "guest"), safe="")
     password = quote(unquote(parts.password or "guest"), safe="")
     host = parts.hostname or "127.0.0.1"

@@ -118,3 +118,35 @@ def test_request_id_is_echoed_or_made_up(api):
     assert response["X-Request-ID"] == "client-id-123"
     generated = api.get("/api/v1/notifications/", HTTP_X_REQUEST_ID="not ok\nat all")["X-Request-ID"]
     assert generated and generated != "not ok\nat all" and len(generated) == 32
+
+
+def test_serve_metrics_exposes_this_hosts_process_counters(tmp_path):
+    """A worker-only host serves its processes' counters without the API."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    from notifier import metrics
+    from tests.stack import ROOT, wait_for
+
+    metrics.notifications_entered([("push", "otp", "high", "expired")] * 3)
+    port = closed_port()
+    proc = subprocess.Popen([sys.executable, "manage.py", "serve_metrics", "--port", str(port), "--address",
+                             "127.0.0.1"], cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.test_settings"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        def body():
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except httpx.HTTPError:
+                return None
+
+        text = wait_for(body, timeout=30, interval=0.2, message="serve_metrics to answer")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    expected = metrics.NOTIFICATIONS.labels("push", "expired")._value.get()
+    assert expected >= 3
+    assert f'notifier_notifications_total{{channel="push",status="expired"}} {expected}' in text
