@@ -36,3 +36,24 @@ if _credentials:
 
 # Keep the UI responsive with many tasks; workers are listed even when offline for a while.
 max_tasks = int(os.environ.get("FLOWER_MAX_TASKS", "10000"))
+
+
+def _list_every_queue() -> None:
+    """Flower lists only queues some worker consumes; operators also need a queue whose
+    pool is down (0 consumers) and the dead-letter queue. Add them to its list."""
+    from django.conf import settings
+    from flower.views import BaseHandler
+
+    original = BaseHandler.get_active_queue_names
+    if getattr(original, "_notifier", False):
+        return
+    ours = {*settings.PRIORITY_QUEUES.values(), settings.NOTIFIER_DEAD_QUEUE}
+
+    def get_active_queue_names(self):
+        return sorted(set(original(self)) | ours)
+
+    get_active_queue_names._notifier = True
+    BaseHandler.get_active_queue_names = get_active_queue_names
+
+
+_list_every_queue()

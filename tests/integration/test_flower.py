@@ -12,6 +12,7 @@ pytestmark = pytest.mark.integration
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 USER, PASSWORD = "ops", "flower-test-pass"
+PRIORITY = ("notifications.high", "notifications.normal", "notifications.low")
 
 
 def free_port() -> int:
@@ -73,8 +74,30 @@ def test_flower_lists_the_worker_pool_and_the_three_priority_queues_with_credent
         return None
 
     queues = wait_for(queue_lengths, timeout=60, interval=1, message="queue lengths from the management API")
-    assert {"notifications.high", "notifications.normal", "notifications.low"} <= set(queues)
-    assert all(q["consumers"] >= 1 for q in queues.values())
+    assert set(queues) == {"notifications.high", "notifications.normal", "notifications.low", "notifications.dead"}
+    assert all(queues[name]["consumers"] >= 1 for name in PRIORITY)
+    assert queues["notifications.dead"]["consumers"] == 0
+
+
+def test_flower_lists_a_priority_queue_even_when_no_worker_consumes_it(stack):
+    """A pool that is down shows up with 0 consumers instead of vanishing from the list."""
+    stack.worker(queues="notifications.high")
+    port = free_port()
+    proc = start_flower(stack, port, {"FLOWER_BASIC_AUTH": f"{USER}:{PASSWORD}"})
+    base = f"http://127.0.0.1:{port}"
+
+    def lengths():
+        if not proc.alive():
+            raise AssertionError(f"flower exited:\n{proc.output()}")
+        try:
+            response = httpx.get(f"{base}/api/queues/length", auth=(USER, PASSWORD), timeout=10)
+        except httpx.HTTPError:
+            return None
+        queues = {q["name"]: q for q in response.json()["active_queues"]} if response.status_code == 200 else {}
+        return queues if "notifications.low" in queues and "consumers" in queues["notifications.low"] else None
+
+    queues = wait_for(lengths, timeout=60, interval=1, message="flower listing the queues")
+    assert queues["notifications.low"]["consumers"] == 0
 
 
 def test_flower_refuses_to_start_without_credentials(stack):
