@@ -79,16 +79,26 @@ def notifications_create(*, specs: list[NotificationSpec], api_key=None) -> list
         Notification.objects.bulk_create(notifications)
         NotificationEvent.objects.bulk_create(events)
         created = [(n.channel, n.category, n.priority, n.status) for n in notifications]
-        transaction.on_commit(lambda: _count_created(created))
+        created_ids = [str(n.id) for n in notifications]
+        transaction.on_commit(lambda: _count_created(created, created_ids))
         to_publish = [(n.id, n.priority) for n in notifications if n.status == Status.QUEUED]
         if to_publish:
             transaction.on_commit(lambda: enqueue_after_commit(to_publish))
     return notifications
 
 
-def _count_created(rows: list[tuple[str, str, str, str]]) -> None:
+def _count_created(rows: list[tuple[str, str, str, str]], ids: list[str]) -> None:
+    """After commit: metrics, and one log line per request (not per row: batches are 1,000)."""
     metrics.notifications_accepted((channel, category, priority) for channel, category, priority, _ in rows)
     metrics.notifications_entered(rows)
+    if logger.isEnabledFor(logging.INFO) and rows:
+        if len(rows) == 1:
+            channel, category, priority, status = rows[0]
+            logger.info("notification accepted", extra={"notification_id": ids[0], "channel": channel,
+                                                        "category": category, "priority": priority, "status": status})
+        else:
+            logger.info("%d notifications accepted", len(rows), extra={
+                "count": len(rows), "channels": sorted({r[0] for r in rows}), "first_id": ids[0], "last_id": ids[-1]})
 
 
 def enqueue_after_commit(items: list[tuple[Any, str]]) -> None:

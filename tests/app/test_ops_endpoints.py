@@ -150,3 +150,22 @@ def test_serve_metrics_exposes_this_hosts_process_counters(tmp_path):
     expected = metrics.NOTIFICATIONS.labels("push", "expired")._value.get()
     assert expected >= 3
     assert f'notifier_notifications_total{{channel="push",status="expired"}} {expected}' in text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_api_logs_an_accepted_notification_as_json_with_its_id_and_request_id(api, purge_queues, caplog):
+    import json
+    import logging
+
+    from notifier.logs import JsonFormatter, RequestIdFilter
+
+    with caplog.at_level(logging.INFO, logger="apps.notifications.services"):
+        response = api.post("/api/v1/notifications/email/", {"to": "dave@example.com", "subject": "Hi", "body": "Yo"},
+                            format="json", HTTP_X_REQUEST_ID="req-api-log-1")
+    assert response.status_code == status.HTTP_202_ACCEPTED
+    [record] = [r for r in caplog.records if r.getMessage() == "notification accepted"]
+    RequestIdFilter().filter(record)
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["notification_id"] == response.json()["id"]
+    assert (entry["channel"], entry["priority"], entry["status"]) == ("email", "normal", "queued")
+    assert entry["request_id"] == "req-api-log-1"
