@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from . import pii
 from .context import get_request_id
 
+NO_REQUEST = "-"  # shown by the plain format outside any request
+
 # Attributes every LogRecord has; anything else came from `extra=`.
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "request_id"}
 
@@ -29,9 +31,10 @@ class RequestIdFilter(logging.Filter):
     """Adds ``request_id`` (from the context variable) to every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not getattr(record, "request_id", None):
+        if not getattr(record, "request_id", None) or record.request_id == NO_REQUEST:
             # django.request logs after the middleware has finished; its record carries the request.
-            record.request_id = get_request_id() or getattr(getattr(record, "request", None), "request_id", None)
+            record.request_id = (get_request_id() or getattr(getattr(record, "request", None), "request_id", None)
+                                 or NO_REQUEST)
         return True
 
 
@@ -49,7 +52,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": pii.scrub_text(message),
         }
-        request_id = getattr(record, "request_id", None) or get_request_id()
+        request_id = getattr(record, "request_id", None)
+        if not request_id or request_id == NO_REQUEST:
+            request_id = get_request_id()
         if request_id:
             entry["request_id"] = request_id
         for key, value in record.__dict__.items():
