@@ -16,10 +16,17 @@ export NOTIFIER_TEST_REDIS_DB := $(TEST_REDIS_DB)
 
 .PHONY: run test setup services db venv bench clean check-python
 
+# Every process of `make run` writes its Prometheus counters here; /metrics adds them up.
+PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
+
 run: setup
-	@mkdir -p var/mail
-	@echo "notifier: API http://127.0.0.1:8000/api/v1/  admin /admin/  Flower http://127.0.0.1:5555  mail in var/mail/"
-	$(BIN)/honcho start -f Procfile
+	@mkdir -p var/mail "$(PROMETHEUS_MULTIPROC_DIR)"
+	@find "$(PROMETHEUS_MULTIPROC_DIR)" -maxdepth 1 -name '*.db' -delete
+	@grep -q '^FLOWER_BASIC_AUTH=' .env || { echo "FLOWER_BASIC_AUTH=admin:$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(12))')" >> .env; echo "added Flower credentials to .env"; }
+	@echo "notifier: API http://127.0.0.1:8000/api/v1/  admin /admin/  mail in var/mail/"
+	@echo "          Flower http://127.0.0.1:5555 (login $${FLOWER_BASIC_AUTH:-$$(grep '^FLOWER_BASIC_AUTH=' .env | cut -d= -f2-)})"
+	@echo "          metrics http://127.0.0.1:8000/metrics  health /healthz  readiness /readyz"
+	PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)" $(BIN)/honcho start -f Procfile
 
 test: venv .env services
 	$(BIN)/python notifier/devtools/ensure_db.py
@@ -43,7 +50,8 @@ $(STAMP): requirements/base.txt requirements/test.txt requirements/constraints.t
 .env:
 	@echo "DEBUG=1" > .env
 	@echo "SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" >> .env
-	@echo "created .env (DEBUG=1, a random SECRET_KEY) for local use"
+	@echo "FLOWER_BASIC_AUTH=admin:$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(12))')" >> .env
+	@echo "created .env (DEBUG=1, a random SECRET_KEY, Flower credentials) for local use"
 
 services:
 	@bash notifier/devtools/ensure_services.sh notifier_$(TEST_NS)

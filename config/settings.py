@@ -46,9 +46,12 @@ INSTALLED_APPS = [
     "apps.schedules",
     "apps.templating",
     "apps.providers",
+    "apps.ops",
 ]
 
 MIDDLEWARE = [
+    "apps.ops.middleware.RequestIdMiddleware",  # operations: X-Request-ID into logs and tasks
+    "apps.ops.middleware.MetricsMiddleware",  # operations: API latency and status codes
     "apps.notifications.api.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -85,6 +88,12 @@ DATABASES = {
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Operations: DATABASE_POOLER=pgbouncer when DATABASE_URL points at pgbouncer in
+# transaction mode: no server-side cursors, no automatic prepared statements.
+DATABASE_POOLER = env_str("DATABASE_POOLER", "")
+if DATABASE_POOLER == "pgbouncer":
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHES = {
@@ -214,6 +223,13 @@ _queue_args = {
     "x-dead-letter-exchange": NOTIFIER_DEAD_EXCHANGE,
     "x-dead-letter-routing-key": NOTIFIER_DEAD_QUEUE,
 }
+# Operations: `quorum` on a RabbitMQ cluster (replicated queues, see docs/scaling.md);
+# `classic` (default) on one node. Changing it needs the queues deleted and redeclared.
+NOTIFIER_QUEUE_TYPE = env_str("NOTIFIER_QUEUE_TYPE", "classic")
+if NOTIFIER_QUEUE_TYPE not in ("classic", "quorum"):
+    raise ImproperlyConfigured(f"NOTIFIER_QUEUE_TYPE={NOTIFIER_QUEUE_TYPE!r}: use classic or quorum")
+if NOTIFIER_QUEUE_TYPE == "quorum":
+    _queue_args["x-queue-type"] = "quorum"
 CELERY_TASK_QUEUES = tuple(
     Queue(name, _exchange, routing_key=name, durable=True, queue_arguments=_queue_args)
     for name in PRIORITY_QUEUES.values()
@@ -271,18 +287,30 @@ NOTIFIER_RECURRING_MAX_RECIPIENTS = env_int("NOTIFIER_RECURRING_MAX_RECIPIENTS",
 if NOTIFIER_RECURRING_QUEUE not in PRIORITY_QUEUES.values():
     raise ImproperlyConfigured(f"NOTIFIER_RECURRING_QUEUE must be one of {', '.join(PRIORITY_QUEUES.values())}")
 
-# --- Logging ---------------------------------------------------------------------
+# --- Logging (operations) ---------------------------------------------------------------
+# LOG_FORMAT=json (one JSON object per line, personal data masked; the default
+# when DEBUG is off) or plain (the default when DEBUG is on). The delivery log
+# (one line per result) has its own level for very high volumes.
+from notifier.logs import logging_config  # noqa: E402
+
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    # Every handler masks email addresses and phone numbers (notifier.pii.PiiFilter).
-    "filters": {"pii": {"()": "notifier.pii.PiiFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["pii"]}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
-}
+LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use json or plain")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL, delivery_level=env_str("DELIVERY_LOG_LEVEL", LOG_LEVEL))
+
+# --- Operations: readiness, metrics, Sentry --------------------------------------------------
+NOTIFIER_READINESS_TIMEOUT = env_float("NOTIFIER_READINESS_TIMEOUT", 2.0)
+NOTIFIER_METRICS_QUEUE_CACHE = env_float("NOTIFIER_METRICS_QUEUE_CACHE", 5.0)
+SENTRY_DSN = env_str("SENTRY_DSN", "")
+SENTRY_ENVIRONMENT = env_str("SENTRY_ENVIRONMENT", "development" if DEBUG else "production")
+if SENTRY_DSN:
+    from notifier.sentry import git_sha, init_sentry
+
+    init_sentry(
+        dsn=SENTRY_DSN, release=env_str("SENTRY_RELEASE") or git_sha(BASE_DIR), environment=SENTRY_ENVIRONMENT,
+        traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0),
+    )
 
 # --- Security and abuse control ---------------------------------------------------------
 # API keys: per-process cache of key lookups. Revocation is immediate anyway (a Redis

@@ -13,7 +13,7 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 
 _NS = os.environ.get("NOTIFIER_TEST_NAMESPACE", "test")
 _DB = f"notifier_{_NS}"
-_VHOST = f"notifier_{_NS}"
+_VHOST = os.environ.get("NOTIFIER_TEST_VHOST") or f"notifier_{_NS}"  # another vhost: see test_quorum_queues
 _REDIS_DB = os.environ.get("NOTIFIER_TEST_REDIS_DB", "15")
 
 os.environ["DATABASE_URL"] = f"postgres://127.0.0.1:5432/{_DB}"
@@ -24,6 +24,17 @@ os.environ.setdefault("NOTIFIER_RETRY_BACKOFF_MAX", "0.5")
 os.environ.setdefault("NOTIFIER_DISPATCH_INTERVAL", "1")  # whole seconds: see CELERY_BEAT_SCHEDULE
 os.environ.setdefault("NOTIFIER_SWEEP_INTERVAL", "1")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+# Prometheus multiprocess directory: a fresh one per test run, inherited by the
+# worker processes tests start, so /metrics in the test process sees their counters.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import atexit
+    import shutil
+    import tempfile
+
+    _PROM_DIR = tempfile.mkdtemp(prefix=f"notifier-{_NS}-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _PROM_DIR
+    atexit.register(shutil.rmtree, _PROM_DIR, True)
 
 from .settings import *  # noqa: E402,F401,F403
 from .settings import DATABASES  # noqa: E402

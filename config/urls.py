@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/v1/", include("apps.schedules.api.urls")),
     path("api/v1/", include("apps.recipients.api.urls")),
     path("", include("apps.providers.urls")),
+    path("", include("apps.ops.urls")),  # /healthz, /readyz, /metrics (no API key)
 ]
 
 handler404 = errors.json_not_found

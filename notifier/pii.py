@@ -104,7 +104,7 @@ class PiiFilter(logging.Filter):
     The message is formatted with its arguments first, then scrubbed; a traceback
     is formatted and scrubbed too (exception messages often quote addresses).
     Configured on every handler in settings.LOGGING (and on gunicorn's loggers by
-    config/gunicorn.conf.py).
+    config/gunicorn.py).
     """
 
     _formatter = logging.Formatter()

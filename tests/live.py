@@ -43,7 +43,7 @@ class Gunicorn:
 
     def start(self, timeout: float = 60.0) -> "Gunicorn":
         args = [
-            GUNICORN, "config.wsgi:application", "-c", str(ROOT / "config" / "gunicorn.conf.py"),
+            GUNICORN, "config.wsgi:application", "-c", str(ROOT / "config" / "gunicorn.py"),
             "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), "--threads", str(self.threads),
             "--worker-class", "gthread", "--access-logfile", "-", "--error-logfile", "-",
             "--access-logformat", 'pid=%(p)s status=%(s)s "%(r)s"', "--timeout", "60",

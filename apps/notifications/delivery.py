@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from notifier import clock
+from notifier import clock, metrics, pii
 from notifier.channels.base import Message, ProviderError
 from notifier.channels.failover import Outcome, send_with_failover
 from notifier.channels.registry import providers_for
@@ -32,6 +32,8 @@ from .queues import publish_dead_letters
 from .services import enqueue_after_commit
 
 logger = logging.getLogger(__name__)
+# One line per delivery result (its own logger, so its level can be raised at high volume).
+delivery_log = logging.getLogger("notifier.delivery")
 
 TABLE = Notification._meta.db_table
 
@@ -72,6 +74,7 @@ def claim(ids: Iterable[str], now: datetime) -> list[Notification]:
             NotificationEvent(notification_id=n.id, status=Status.SENDING, at=now, attempt=n.attempts + 1)
             for n in rows
         ])
+        metrics.notifications_entered((n.channel, n.category, n.priority, Status.SENDING) for n in rows)
     return rows
 
 
@@ -209,6 +212,7 @@ def deliver_chunk(ids: Iterable[str]) -> dict[str, int]:
         providers = providers_for(channel)
         flat = [m for _, messages in items for m in messages]
         outcomes = send_with_failover(providers, flat, breaker=breaker())
+        metrics.attempts_made(channel, ((o.path, o.ok, bool(o.error and o.error.permanent)) for o in outcomes))
         position = 0
         sent_at = timezone.now()
         for n, messages in items:
@@ -278,6 +282,41 @@ def record_results(results: list[Result]) -> None:
         ]
         if letters:
             transaction.on_commit(lambda: _dead_letter(letters))
+        transaction.on_commit(lambda: _observe_results(results, now))
+
+
+def _address(n: Notification) -> str:
+    if n.to:
+        return n.to
+    # Only a recipient already loaded (deliver_chunk loads them in bulk): no query per row.
+    recipient = n.recipient if n.recipient_id and Notification.recipient.is_cached(n) else None
+    if recipient is None:
+        return ""
+    if n.channel == "email":
+        return recipient.email or ""
+    if n.channel == "sms":
+        return recipient.phone or ""
+    return recipient.external_id
+
+
+def _observe_results(results: list[Result], now: datetime) -> None:
+    """Metrics (by counts) and one structured log line per result, once the results are committed."""
+    metrics.notifications_entered(
+        (r.notification.channel, r.notification.category, r.notification.priority, r.status) for r in results)
+    metrics.latency_observed(
+        (r.notification.priority, r.notification.created_at, now) for r in results if r.status == Status.SENT)
+    if not delivery_log.isEnabledFor(logging.INFO):
+        return
+    for r in results:
+        n = r.notification
+        level = logging.WARNING if r.status == Status.FAILED else logging.INFO
+        delivery_log.log(level, "notification %s", r.status, extra={
+            "notification_id": str(n.id), "channel": n.channel, "priority": n.priority, "category": n.category,
+            "status": r.status, "attempt": n.attempts + 1 if r.attempted else n.attempts,
+            "provider": r.provider, "provider_message_id": r.provider_message_id,
+            "to": pii.mask_address(n.channel, _address(n)), "error": r.error,
+            "next_attempt_at": r.next_attempt_at.isoformat() if r.next_attempt_at else None,
+        })
 
 
 def _dead_letter(letters: list[dict]) -> None:
@@ -347,7 +386,7 @@ def dispatch_due(*, limit: int = 5000, max_rounds: int = 20) -> int:
                         status = CASE WHEN n.expires_at IS NOT NULL AND n.expires_at <= %s THEN %s ELSE %s END,
                         next_attempt_at = NULL, queued_at = %s, updated_at = %s
                     FROM due WHERE n.id = due.id
-                    RETURNING n.id, n.priority, n.status, due.old_status
+                    RETURNING n.id, n.priority, n.status, due.old_status, n.channel, n.category
                     """,
                     [due_at, Status.SCHEDULED, Status.QUEUED, limit, now, Status.EXPIRED, Status.QUEUED, now, now],
                 )
@@ -356,7 +395,10 @@ def dispatch_due(*, limit: int = 5000, max_rounds: int = 20) -> int:
                 return total
             events = []
             publish = []
-            for notification_id, priority, status, old_status in rows:
+            entered = []
+            for notification_id, priority, status, old_status, channel, category in rows:
+                if status == Status.EXPIRED or old_status == Status.SCHEDULED:
+                    entered.append((channel, category, priority, status))
                 if status == Status.EXPIRED:
                     events.append(NotificationEvent(notification_id=notification_id, status=Status.EXPIRED, at=now,
                                                     detail="expired before it could be sent"))
@@ -366,6 +408,8 @@ def dispatch_due(*, limit: int = 5000, max_rounds: int = 20) -> int:
                     events.append(NotificationEvent(notification_id=notification_id, status=Status.QUEUED, at=now,
                                                     detail="released by the dispatcher"))
             NotificationEvent.objects.bulk_create(events)
+            if entered:
+                transaction.on_commit(lambda entered=entered: metrics.notifications_entered(entered))
             if publish:
                 transaction.on_commit(lambda items=publish: enqueue_after_commit(items))
         total += len(publish)
@@ -391,11 +435,12 @@ def sweep(*, limit: int = 10000) -> dict[str, int]:
                     LIMIT %s FOR UPDATE SKIP LOCKED
                 )
                 UPDATE {TABLE} AS n SET status = %s, claimed_at = NULL, next_attempt_at = %s, updated_at = %s
-                FROM stuck WHERE n.id = stuck.id RETURNING n.id
+                FROM stuck WHERE n.id = stuck.id RETURNING n.id, n.channel, n.category, n.priority
                 """,
                 [Status.SENDING, stale_claim, limit, Status.QUEUED, now, now],
             )
-            reclaimed = [row[0] for row in cursor.fetchall()]
+            reclaimed_rows = cursor.fetchall()
+            reclaimed = [row[0] for row in reclaimed_rows]
             cursor.execute(
                 f"""
                 WITH lost AS (
@@ -415,6 +460,9 @@ def sweep(*, limit: int = 10000) -> dict[str, int]:
             + [NotificationEvent(notification_id=i, status=Status.QUEUED, at=now,
                                  detail="republished: no worker had claimed it") for i in republished]
         )
+        if reclaimed_rows:
+            entered = [(channel, category, priority, Status.QUEUED) for _, channel, category, priority in reclaimed_rows]
+            transaction.on_commit(lambda: metrics.notifications_entered(entered))
     if reclaimed or republished:
         logger.warning("sweep: %d reclaimed from dead workers, %d republished", len(reclaimed), len(republished))
         dispatch_due()

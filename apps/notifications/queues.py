@@ -18,7 +18,9 @@ def priority_queue(priority: str) -> str:
 
 def dead_letter_queue() -> Queue:
     exchange = Exchange(settings.NOTIFIER_DEAD_EXCHANGE, type="direct", durable=True)
-    return Queue(settings.NOTIFIER_DEAD_QUEUE, exchange, routing_key=settings.NOTIFIER_DEAD_QUEUE, durable=True)
+    arguments = {"x-queue-type": "quorum"} if getattr(settings, "NOTIFIER_QUEUE_TYPE", "classic") == "quorum" else None
+    return Queue(settings.NOTIFIER_DEAD_QUEUE, exchange, routing_key=settings.NOTIFIER_DEAD_QUEUE, durable=True,
+                 queue_arguments=arguments)
 
 
 def chunked(items: list, size: int) -> Iterable[list]:
@@ -32,9 +34,12 @@ def publish_deliveries(items: Iterable[tuple[object, str]]) -> None:
     Every publish waits for RabbitMQ's confirm (``confirm_publish``), so a
     return means the broker has the message. Raises on broker errors.
     """
+    from notifier.context import task_headers
+
     from .tasks import deliver
 
     _ensure_topology()
+    headers = task_headers()  # the API request id, restored in the worker
     by_priority: dict[str, list[str]] = defaultdict(list)
     for notification_id, priority in items:
         by_priority[priority].append(str(notification_id))
@@ -42,7 +47,7 @@ def publish_deliveries(items: Iterable[tuple[object, str]]) -> None:
         queue = priority_queue(priority)
         for chunk in chunked(ids, settings.NOTIFIER_CHUNK_SIZE):
             deliver.apply_async(args=[chunk], queue=queue, routing_key=queue,
-                                exchange=settings.NOTIFIER_EXCHANGE)
+                                exchange=settings.NOTIFIER_EXCHANGE, headers=headers)
 
 
 _declared = False

@@ -11,6 +11,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from notifier import metrics
+
 from . import policy
 from .models import Notification, NotificationEvent, Status
 from .queues import publish_deliveries
@@ -76,10 +78,27 @@ def notifications_create(*, specs: list[NotificationSpec], api_key=None) -> list
     with transaction.atomic():
         Notification.objects.bulk_create(notifications)
         NotificationEvent.objects.bulk_create(events)
+        created = [(n.channel, n.category, n.priority, n.status) for n in notifications]
+        created_ids = [str(n.id) for n in notifications]
+        transaction.on_commit(lambda: _count_created(created, created_ids))
         to_publish = [(n.id, n.priority) for n in notifications if n.status == Status.QUEUED]
         if to_publish:
             transaction.on_commit(lambda: enqueue_after_commit(to_publish))
     return notifications
+
+
+def _count_created(rows: list[tuple[str, str, str, str]], ids: list[str]) -> None:
+    """After commit: metrics, and one log line per request (not per row: batches are 1,000)."""
+    metrics.notifications_accepted((channel, category, priority) for channel, category, priority, _ in rows)
+    metrics.notifications_entered(rows)
+    if logger.isEnabledFor(logging.INFO) and rows:
+        if len(rows) == 1:
+            channel, category, priority, status = rows[0]
+            logger.info("notification accepted", extra={"notification_id": ids[0], "channel": channel,
+                                                        "category": category, "priority": priority, "status": status})
+        else:
+            logger.info("%d notifications accepted", len(rows), extra={
+                "count": len(rows), "channels": sorted({r[0] for r in rows}), "first_id": ids[0], "last_id": ids[-1]})
 
 
 def enqueue_after_commit(items: list[tuple[Any, str]]) -> None:
@@ -105,18 +124,20 @@ def notifications_requeue(*, ids: Iterable[Any], detail: str) -> int:
         rows = list(
             Notification.objects.select_for_update(skip_locked=True)
             .filter(id__in=list(ids), status=Status.FAILED)
-            .values_list("id", "priority", "attempts")
+            .values_list("id", "priority", "attempts", "channel", "category")
         )
         if not rows:
             return 0
-        Notification.objects.filter(id__in=[i for i, _, _ in rows]).update(
+        Notification.objects.filter(id__in=[i for i, *_ in rows]).update(
             status=Status.QUEUED, attempts_at_replay=F("attempts"), next_attempt_at=None, queued_at=now,
             claimed_at=None, updated_at=now,
         )
         NotificationEvent.objects.bulk_create(
-            [NotificationEvent(notification_id=i, status=Status.QUEUED, at=now, detail=detail) for i, _, _ in rows]
+            [NotificationEvent(notification_id=i, status=Status.QUEUED, at=now, detail=detail) for i, *_ in rows]
         )
-        items = [(i, p) for i, p, _ in rows]
+        requeued = [(c, cat, p, Status.QUEUED) for _, p, _, c, cat in rows]
+        transaction.on_commit(lambda: metrics.notifications_entered(requeued))
+        items = [(i, p) for i, p, *_ in rows]
         transaction.on_commit(lambda: enqueue_after_commit(items))
     return len(rows)
 
