@@ -13,6 +13,8 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from notifier import metrics
+
 from .models import Notification, NotificationEvent, Status
 
 TABLE = Notification._meta.db_table
@@ -47,6 +49,7 @@ def notification_cancel(*, notification_id, detail: str = "cancelled") -> None:
         if changed:
             NotificationEvent.objects.create(notification_id=notification_id, status=Status.CANCELLED, at=now,
                                              detail=detail)
+            _count_after_commit([notification_id], Status.CANCELLED)
     if not changed:
         raise _why_not(notification_id, "cancel")
 
@@ -64,16 +67,21 @@ def notifications_cancel_group(*, group_key: str, detail: str | None = None) -> 
             WITH cancelled AS (
                 UPDATE {TABLE} SET status = %s, next_attempt_at = NULL, updated_at = %s
                 WHERE group_key = %s AND status IN (%s, %s)
-                RETURNING id
+                RETURNING id, channel, category, priority
             ), events AS (
                 INSERT INTO {EVENTS} (notification_id, status, at, detail, provider)
                 SELECT id, %s, %s, %s, '' FROM cancelled
             )
-            SELECT count(*) FROM cancelled
+            SELECT channel, category, priority, count(*) FROM cancelled GROUP BY channel, category, priority
             """,
             [Status.CANCELLED, now, group_key, *CANCELLABLE, Status.CANCELLED, now, detail],
         )
-        return cursor.fetchone()[0]
+        groups = cursor.fetchall()
+    metrics.notifications_entered(
+        (channel, category, priority, Status.CANCELLED)
+        for channel, category, priority, count in groups for _ in range(count)
+    )
+    return sum(count for *_, count in groups)
 
 
 def notification_reschedule(*, notification_id, scheduled_for: datetime) -> None:
@@ -93,12 +101,19 @@ def notification_reschedule(*, notification_id, scheduled_for: datetime) -> None
         if changed:
             NotificationEvent.objects.create(notification_id=notification_id, status=Status.SCHEDULED, at=now,
                                              detail=f"rescheduled for {scheduled_for.isoformat()}")
+            _count_after_commit([notification_id], Status.SCHEDULED)
     if changed:
         return
     current = Notification.objects.filter(pk=notification_id).values_list("status", "expires_at").first()
     if current is not None and current[0] == Status.SCHEDULED:
         raise ValueError(f"It expires at {current[1].isoformat()}, before the new time.")
     raise _why_not(notification_id, "reschedule")
+
+
+def _count_after_commit(ids, status: str) -> None:
+    """Count the status entered in ``notifier_notifications_total`` once the change is committed."""
+    rows = list(Notification.objects.filter(pk__in=ids).values_list("channel", "category", "priority"))
+    transaction.on_commit(lambda: metrics.notifications_entered((c, cat, p, status) for c, cat, p in rows))
 
 
 def _why_not(notification_id, action: str) -> Exception:

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.notifications.models import Notification, NotificationEvent, Status
+from notifier import metrics
 from notifier.addresses import canonical_address
 
 from .models import Suppression, SuppressionReason
@@ -124,6 +125,8 @@ def sms_status_callback_apply(*, sid: str, message_status: str, error_code: str 
         Notification.objects.filter(pk=notification.pk, status=Status.SENT).update(**fields)
         NotificationEvent.objects.create(notification=notification, status=new, at=now, detail=detail,
                                          provider=notification.provider)
+        entered = [(notification.channel, notification.category, notification.priority, new)]
+        transaction.on_commit(lambda: metrics.notifications_entered(entered))
         reason = (SuppressionReason.INVALID_NUMBER if error_code in TWILIO_INVALID_NUMBER else
                   SuppressionReason.CARRIER_OPT_OUT if error_code in TWILIO_OPTED_OUT else "")
         address = notification.to or (notification.recipient.phone if notification.recipient else "")
