@@ -335,11 +335,7 @@ INSTALLED_APPS += ["apps.idempotency"]
 # LOGGING above, then notifier.pii.PiiFilter on every handler (Django's own defaults included).
 LOGGING_CONFIG = "notifier.pii.configure_logging"
 MIDDLEWARE.insert(1, "apps.notifications.api.middleware.RejectNulMiddleware")
-CELERY_BEAT_SCHEDULE["notifier-idempotency-purge"] = {
-    "task": "notifier.idempotency_purge",
-    "schedule": 3600.0,
-    "options": {"queue": PRIORITY_QUEUES["low"], "expires": 1800},
-}
+CELERY_BEAT_SCHEDULE["notifier-idempotency-purge"] = _beat_entry("notifier.idempotency_purge", 3600, 3600)
 
 # Production hardening: on by default whenever DEBUG is off.
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)

@@ -172,7 +172,10 @@ def breaker_states() -> dict[str, str]:
         except Exception:  # noqa: BLE001 - a broken source must not break /metrics
             logger.warning("circuit breaker source %r failed", source, exc_info=True)
             continue
-        items = found.items() if isinstance(found, dict) else found
+        if isinstance(found, dict):
+            items = found.items()
+        else:  # notifier.circuit.states(): [{"provider", "state", ...}, ...]
+            items = [(i["provider"], i["state"]) if isinstance(i, dict) else i for i in found]
         for name, state in items:
             state = getattr(state, "value", getattr(state, "state", state))
             states[str(name)] = str(state).lower()

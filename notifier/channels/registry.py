@@ -39,7 +39,7 @@ def build_provider(channel: str, name: str) -> Provider:
         return InboxProvider(channel)
     if name.startswith("smtp"):
         from .email import SmtpEmailProvider
-        relay = settings.NOTIFIER_SMTP_RELAYS[name]
+        relay = _primary_relay() if name == "smtp" else settings.NOTIFIER_SMTP_RELAYS[name]
         return SmtpEmailProvider(
             name=name, host=relay["host"], port=relay["port"], username=relay["username"],
             password=relay["password"], use_tls=relay["use_tls"], use_ssl=relay["use_ssl"],
@@ -66,6 +66,15 @@ def build_provider(channel: str, name: str) -> Provider:
             timeout=timeout, concurrency=concurrency,
         )
     raise ImproperlyConfigured(f"Provider {name!r} is not buildable")  # pragma: no cover
+
+
+def _primary_relay() -> dict:
+    """The first relay is Django's own EMAIL_* settings (read now, so overrides apply)."""
+    return {
+        "host": settings.EMAIL_HOST, "port": settings.EMAIL_PORT, "username": settings.EMAIL_HOST_USER,
+        "password": settings.EMAIL_HOST_PASSWORD, "use_tls": settings.EMAIL_USE_TLS,
+        "use_ssl": settings.EMAIL_USE_SSL, "timeout": settings.EMAIL_TIMEOUT,
+    }
 
 
 def twilio_status_callback_url() -> str:

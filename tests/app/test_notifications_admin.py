@@ -64,7 +64,7 @@ def test_admin_pages_load(staff, url):
 def test_category_can_be_added_in_the_admin(staff):
     response = staff.post("/admin/notifications/category/add/", {
         "slug": "billing", "name": "Billing", "description": "", "default_priority": "normal",
-        "allow_opt_out": "on",
+        "allow_opt_out": "on", "cap_count": "0", "cap_period_seconds": "86400", "cap_action": "suppress",
     })
     assert response.status_code == 302
     from apps.notifications.models import Category
