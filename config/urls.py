@@ -2,12 +2,16 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from apps.inbox.demo import inbox_demo
 from apps.notifications.api import errors
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path("api/v1/", include("apps.notifications.api.urls")),
+    path("api/v1/", include("apps.inbox.api.urls")),
+    path("api/v1/", include("apps.webhooks.api.urls")),
+    path("demo/inbox/", inbox_demo, name="inbox-demo"),
 ]
 
 handler404 = errors.json_not_found

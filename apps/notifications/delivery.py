@@ -248,6 +248,7 @@ def record_results(results: list[Result]) -> None:
         ]
         if letters:
             transaction.on_commit(lambda: _dead_letter(letters))
+        policy.after_results(results, now)
 
 
 def _dead_letter(letters: list[dict]) -> None:

@@ -12,6 +12,13 @@ are skipped by later checks.
 A send check takes ``(notifications, now)`` (claimed ``Notification`` rows with
 ``recipient`` loaded) and returns ``{notification.id: Verdict}`` for those it
 stops.
+
+A result hook takes ``(results, now)``: the ``delivery.Result`` objects a
+worker just wrote for one chunk. It runs inside the transaction that wrote
+them (so its own writes commit or roll back with them) and may register
+``transaction.on_commit`` callbacks for side effects such as publishing.
+Features plug in here (the in-app inbox, outbound webhook events) instead of
+editing the pipeline.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ from django.utils.module_loading import import_string
 
 ACCEPTANCE_CHECKS: list[str] = []
 SEND_CHECKS: list[str] = []
+RESULT_HOOKS: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -53,3 +61,8 @@ def before_send(notifications, now) -> dict:
             break
         verdicts.update(check(pending, now) or {})
     return verdicts
+
+
+def after_results(results, now) -> None:
+    for hook in _load(tuple(RESULT_HOOKS)):
+        hook(results, now)

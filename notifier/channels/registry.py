@@ -13,6 +13,7 @@ KNOWN = {
     "sms": {"console", "null"},
     "push": {"console", "null"},
     "in_app": {"inbox"},
+    "webhook": {"http", "null"},
 }
 
 
@@ -35,6 +36,16 @@ def build_provider(channel: str, name: str) -> Provider:
             password=settings.EMAIL_HOST_PASSWORD, use_tls=settings.EMAIL_USE_TLS,
             use_ssl=settings.EMAIL_USE_SSL, from_email=settings.DEFAULT_FROM_EMAIL,
             timeout=settings.EMAIL_TIMEOUT or 10,
+        )
+    if name == "http":
+        from django.utils.module_loading import import_string
+
+        from .webhook import WebhookProvider
+        return WebhookProvider(
+            resolve_endpoints=import_string(settings.NOTIFIER_WEBHOOK_ENDPOINT_RESOLVER),
+            timeout=settings.NOTIFIER_WEBHOOK_TIMEOUT,
+            max_response_bytes=settings.NOTIFIER_WEBHOOK_MAX_RESPONSE_BYTES,
+            allow_private=settings.NOTIFIER_WEBHOOK_ALLOW_PRIVATE,
         )
     raise ImproperlyConfigured(f"Provider {name!r} is not buildable")  # pragma: no cover
 

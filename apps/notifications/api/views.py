@@ -5,7 +5,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..models import Channel, Status
+from ..models import API_CHANNELS, Channel, Status
 from ..selectors import notification_get, notification_list
 from ..services import notifications_create
 from ..validation import NotificationInputSerializer
@@ -39,13 +39,13 @@ class NotificationResourceView(APIView):
 
     @extend_schema(
         operation_id="notifications_create",
-        parameters=[OpenApiParameter("key", str, OpenApiParameter.PATH, enum=Channel.values,
+        parameters=[OpenApiParameter("key", str, OpenApiParameter.PATH, enum=[c.value for c in API_CHANNELS],
                                      description="The channel: email, sms, push or in_app.")],
         request=NotificationInputSerializer, responses={202: NotificationAcceptedSerializer},
     )
     def post(self, request, key: str):
         channel = key
-        if channel not in Channel.values:
+        if channel not in API_CHANNELS:
             return not_found_response()
         if not request.auth.allows_channel(channel):
             raise PermissionDenied(f"This API key may not send {channel} notifications.")
