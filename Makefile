@@ -22,6 +22,7 @@ run: setup
 	$(BIN)/honcho start -f Procfile
 
 test: venv .env services
+	@bash notifier/devtools/ensure_chromium.sh
 	$(BIN)/python notifier/devtools/ensure_db.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
