@@ -36,3 +36,17 @@ class ApiKeyOrRecipientTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return self.keyword
+
+
+try:
+    from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+    class _InboxAuthScheme(OpenApiAuthenticationExtension):
+        target_class = "apps.inbox.authentication.ApiKeyOrRecipientTokenAuthentication"
+        name = "apiKeyOrRecipientToken"
+
+        def get_security_definition(self, auto_schema):
+            return {"type": "http", "scheme": "bearer",
+                    "description": "An API key, or a recipient token from POST /api/v1/recipients/{id}/token/."}
+except ImportError:  # pragma: no cover - drf-spectacular is a base requirement
+    pass
