@@ -25,8 +25,8 @@ def test_demo_page_shows_a_new_inbox_item_without_reload(api, stack, browser):
     base = start_web(stack)
 
     browser.navigate(f"{base}/demo/inbox/?recipient=alice")
-    wait_for(lambda: browser.evaluate("document.body.dataset.live === '1'"), timeout=30, interval=0.2,
-             message="the demo page to connect its live stream")
+    wait_for(lambda: browser.evaluate("!!document.body && document.body.dataset.live === '1'"), timeout=30,
+             interval=0.2, message="the demo page to connect its live stream")
     assert browser.evaluate("document.querySelectorAll('#items li').length") == 0
     assert browser.evaluate("document.getElementById('unread').textContent") == "0"
     browser.evaluate("window.__sameDocument = 'yes'")  # gone if the page reloads
