@@ -94,7 +94,7 @@ def test_stream_refuses_missing_expired_and_api_key_credentials(live, api_key):
     assert response.status_code == 403
 
 
-def test_stream_sends_keep_alive_comments_and_frees_its_subscription_on_disconnect(stack, api_key):
+def test_stream_sends_keep_alive_comments_frees_its_subscription_and_ends_at_token_expiry(stack, api_key):
     import redis
     from django.conf import settings
 
@@ -112,3 +112,14 @@ def test_stream_sends_keep_alive_comments_and_frees_its_subscription_on_disconne
     assert r.pubsub_numsub(channel)[0][1] == 1
     stream.close()
     wait_for(lambda: r.pubsub_numsub(channel)[0][1] == 0, timeout=10, message="the subscription to be dropped")
+
+    # A stream ends when its token expires; the client must mint a new one.
+    short, _ = recipient_token_issue(recipient=alice, ttl=2)
+    stream = SseClient(f"{base}/api/v1/inbox/stream/?token={short}")
+    try:
+        stream.next_event("ready")
+        _, expired = stream.next_event("expired", timeout=15)
+        assert "expired" in expired["detail"]
+        wait_for(lambda: r.pubsub_numsub(channel)[0][1] == 0, timeout=10, message="the subscription to be dropped")
+    finally:
+        stream.close()
