@@ -115,3 +115,32 @@ def test_no_events_about_webhook_deliveries_themselves(api, allow_private):
     [hook] = Notification.objects.filter(channel="webhook")
     delivery.deliver_chunk([str(hook.id)])  # port 9 refuses: a transient failure, retried later
     assert Notification.objects.filter(channel="webhook").count() == 1
+
+
+def test_an_endpoint_that_answers_410_gone_is_disabled_at_once_with_the_reason(api, allow_private):
+    from tests.webserver import WebhookReceiver
+
+    gone = WebhookReceiver(status=410)
+    try:
+        endpoint = _register(api, url=gone.url).json()
+        Recipient.objects.create(external_id="alice")
+        posted = api.post("/api/v1/notifications/in_app/", {"recipient": "alice", "title": "t", "body": "b"},
+                          format="json").json()
+        delivery.deliver_chunk([posted["id"]])
+        hook = Notification.objects.get(channel="webhook")
+        assert delivery.deliver_chunk([str(hook.id)]) == {"failed": 1}  # permanent: no retry
+        assert len(gone.requests) == 1
+        body = api.get(f"/api/v1/webhooks/endpoints/{endpoint['id']}/").json()
+        assert body["active"] is False
+        assert "410 Gone" in body["disabled_reason"]
+
+        # Later events for it fail without a request; re-enabling brings it back.
+        second = api.post("/api/v1/notifications/in_app/", {"recipient": "alice", "title": "t", "body": "b"},
+                          format="json").json()
+        clear_cache()
+        delivery.deliver_chunk([second["id"]])
+        assert Notification.objects.filter(channel="webhook").count() == 1  # disabled: not subscribed any more
+        response = api.post(f"/api/v1/webhooks/endpoints/{endpoint['id']}/enable/")
+        assert response.json()["active"] is True and response.json()["disabled_reason"] == ""
+    finally:
+        gone.close()
