@@ -95,10 +95,16 @@ async def _events(token, unread: int):
     heartbeat = settings.NOTIFIER_INBOX_STREAM_HEARTBEAT
     client = aioredis.Redis.from_url(settings.REDIS_URL)
     channel = pubsub.channel_name(token.recipient_id)
-    subscription = client.pubsub(ignore_subscribe_messages=True)
+    subscription = client.pubsub()
     try:
         await subscription.subscribe(channel)
-        # Subscribed before "ready": anything published from now on reaches this client.
+        # Wait for Redis to confirm the subscription before "ready": anything published from then on
+        # reaches this client.
+        confirmed = None
+        while confirmed is None or confirmed.get("type") != "subscribe":
+            confirmed = await subscription.get_message(timeout=5.0)
+            if confirmed is None:
+                raise ConnectionError("Redis did not confirm the inbox subscription")
         yield f"retry: {settings.NOTIFIER_INBOX_STREAM_RETRY_MS}\n".encode() + sse("ready", {"unread_count": unread})
         last_sent = time.monotonic()
         while True:
