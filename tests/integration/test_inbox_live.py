@@ -17,7 +17,7 @@ def live(stack, api_key):
     """Worker + web server; an HTTP client with the test API key."""
     Recipient.objects.create(external_id="alice")
     Recipient.objects.create(external_id="bob")
-    stack.worker()
+    stack.worker(concurrency=1)  # one pool process, so the warm-up below warms the one that delivers
     base = start_web(stack)
     client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {api_key.raw}"}, timeout=30)
     yield base, client
