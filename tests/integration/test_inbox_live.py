@@ -123,3 +123,24 @@ def test_stream_sends_keep_alive_comments_frees_its_subscription_and_ends_at_tok
         wait_for(lambda: r.pubsub_numsub(channel)[0][1] == 0, timeout=10, message="the subscription to be dropped")
     finally:
         stream.close()
+
+
+def test_open_streams_do_not_hold_the_threads_that_serve_the_api(stack, api_key):
+    """Twice as many open streams as web threads, in one web process: the API still answers."""
+    from apps.inbox.tokens import recipient_token_issue
+
+    alice = Recipient.objects.create(external_id="alice")
+    base = start_web(stack, env={"NOTIFIER_WEB_THREADS": "2"})
+    token, _ = recipient_token_issue(recipient=alice)
+    streams = [SseClient(f"{base}/api/v1/inbox/stream/?token={token}") for _ in range(4)]
+    try:
+        for stream in streams:
+            stream.next_event("ready")
+        for _ in range(3):
+            response = httpx.get(f"{base}/api/v1/recipients/alice/inbox/",
+                                 headers={"Authorization": f"Bearer {api_key.raw}"}, timeout=20)
+            assert response.status_code == 200
+            assert response.json()["unread_count"] == 0
+    finally:
+        for stream in streams:
+            stream.close()
