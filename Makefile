@@ -29,6 +29,7 @@ run: setup
 	PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)" $(BIN)/honcho start -f Procfile
 
 test: venv .env services
+	@bash notifier/devtools/ensure_chromium.sh
 	$(BIN)/python notifier/devtools/ensure_db.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "apps.templating",
     "apps.providers",
     "apps.ops",
+    "apps.inbox",
+    "apps.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -151,7 +153,8 @@ EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "notifier@localhost")
 
 # --- Providers ------------------------------------------------------------------
-_PROVIDER_DEFAULTS = {"email": ["smtp"], "sms": ["console"], "push": ["console"], "in_app": ["inbox"]}
+_PROVIDER_DEFAULTS = {"email": ["smtp"], "sms": ["console"], "push": ["console"], "in_app": ["inbox"],
+                      "webhook": ["http"]}
 NOTIFIER_PROVIDERS: dict[str, list[str]] = {}
 NOTIFIER_PROVIDERS_EXPLICIT: set[str] = set()
 for _channel, _default in _PROVIDER_DEFAULTS.items():
@@ -210,6 +213,30 @@ for _name in NOTIFIER_PROVIDERS["email"]:
             "use_tls": env_bool(f"{_p}USE_TLS", False), "use_ssl": env_bool(f"{_p}USE_SSL", False),
             "timeout": env_float(f"{_p}TIMEOUT", EMAIL_TIMEOUT),
         }
+# --- In-app inbox, recipient tokens, live stream (apps.inbox) ------------------------
+# Recipient tokens are HS256 JWTs; the key is derived from this value, or from SECRET_KEY when unset.
+NOTIFIER_RECIPIENT_TOKEN_KEY = env_str("NOTIFIER_RECIPIENT_TOKEN_KEY", "") or ""
+NOTIFIER_RECIPIENT_TOKEN_TTL = env_int("NOTIFIER_RECIPIENT_TOKEN_TTL", 900)
+NOTIFIER_INBOX_STREAM_HEARTBEAT = env_float("NOTIFIER_INBOX_STREAM_HEARTBEAT", 15.0)
+NOTIFIER_INBOX_STREAM_RETRY_MS = env_int("NOTIFIER_INBOX_STREAM_RETRY_MS", 3000)
+# Redis pub/sub channels are not per Redis database: the prefix keeps deployments (and test runs) apart.
+NOTIFIER_INBOX_PUBSUB_PREFIX = env_str(
+    "NOTIFIER_INBOX_PUBSUB_PREFIX", f"notifier:{DATABASES['default'].get('NAME') or 'notifier'}:inbox:")
+# Threads that run the sync (WSGI) Django app inside the ASGI server (config/asgi.py).
+NOTIFIER_WEB_THREADS = env_int("NOTIFIER_WEB_THREADS", 4)
+# Paths served by Django's ASGI handler (async views) instead of the thread pool.
+NOTIFIER_ASYNC_PATHS = env_list("NOTIFIER_ASYNC_PATHS", ["/api/v1/inbox/stream/"])
+
+# --- Outbound webhooks (apps.webhooks, notifier/channels/webhook.py) -------------------
+# Refuse endpoints that resolve to private, loopback, link-local or reserved addresses (SSRF) unless on.
+NOTIFIER_WEBHOOK_ALLOW_PRIVATE = env_bool("NOTIFIER_WEBHOOK_ALLOW_PRIVATE", False)
+NOTIFIER_WEBHOOK_TIMEOUT = env_float("NOTIFIER_WEBHOOK_TIMEOUT", 10.0)
+NOTIFIER_WEBHOOK_MAX_RESPONSE_BYTES = env_int("NOTIFIER_WEBHOOK_MAX_RESPONSE_BYTES", 64 * 1024)
+# An endpoint is disabled after this many events in a row failed for good (retries exhausted).
+NOTIFIER_WEBHOOK_DISABLE_AFTER = env_int("NOTIFIER_WEBHOOK_DISABLE_AFTER", 5)
+NOTIFIER_WEBHOOK_PRIORITY = env_str("NOTIFIER_WEBHOOK_PRIORITY", "normal")
+# How the webhook provider finds endpoint URLs and secrets (one call per chunk).
+NOTIFIER_WEBHOOK_ENDPOINT_RESOLVER = "apps.webhooks.selectors.endpoints_for_delivery"
 
 # --- Celery on RabbitMQ -------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")

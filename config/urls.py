@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from apps.inbox.demo import inbox_demo
 from apps.notifications.api import errors
 
 urlpatterns = [
@@ -12,6 +13,9 @@ urlpatterns = [
     path("api/v1/", include("apps.recipients.api.urls")),
     path("", include("apps.providers.urls")),
     path("", include("apps.ops.urls")),  # /healthz, /readyz, /metrics (no API key)
+    path("api/v1/", include("apps.inbox.api.urls")),
+    path("api/v1/", include("apps.webhooks.api.urls")),
+    path("demo/inbox/", inbox_demo, name="inbox-demo"),
 ]
 
 handler404 = errors.json_not_found

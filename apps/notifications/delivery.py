@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from notifier import clock, metrics, pii
-from notifier.channels.base import Message, ProviderError
+from notifier.channels.base import Message
 from notifier.channels.failover import Outcome, send_with_failover
 from notifier.channels.registry import providers_for
 from notifier.circuit import breaker
@@ -282,6 +282,7 @@ def record_results(results: list[Result]) -> None:
         ]
         if letters:
             transaction.on_commit(lambda: _dead_letter(letters))
+        policy.after_results(results, now)
         transaction.on_commit(lambda: _observe_results(results, now))
 
 

@@ -9,6 +9,11 @@ class Channel(models.TextChoices):
     SMS = "sms"
     PUSH = "push"
     IN_APP = "in_app"
+    WEBHOOK = "webhook"  # outbound webhook events (apps.webhooks); not postable through the API
+
+
+# Channels clients may post to (POST /api/v1/notifications/{channel}/).
+API_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.PUSH, Channel.IN_APP)
 
 
 class Priority(models.TextChoices):

@@ -17,6 +17,13 @@ An after-send hook takes ``[(notification, message, outcome)]`` (every
 provider outcome of the chunk, a push fanned out to devices giving several)
 and acts on them in bulk, e.g. suppressing dead addresses. A failing hook is
 logged and never stops results from being recorded.
+
+A result hook takes ``(results, now)``: the ``delivery.Result`` objects a
+worker just wrote for one chunk. It runs inside the transaction that wrote
+them (so its own writes commit or roll back with them) and may register
+``transaction.on_commit`` callbacks for side effects such as publishing.
+Features plug in here (the in-app inbox, outbound webhook events) instead of
+editing the pipeline.
 """
 from __future__ import annotations
 
@@ -42,6 +49,8 @@ SEND_CHECKS: list[str] = [
 AFTER_SEND_HOOKS: list[str] = [
     "apps.providers.services.provider_outcomes_apply",
 ]
+# Result hooks: apps register theirs in AppConfig.ready() (apps.inbox, apps.webhooks).
+RESULT_HOOKS: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -82,3 +91,7 @@ def after_send(items) -> None:
             hook(items)
         except Exception:  # noqa: BLE001 - recording the results matters more
             logger.exception("after-send hook %s failed", getattr(hook, "__name__", hook))
+
+def after_results(results, now) -> None:
+    for hook in _load(tuple(RESULT_HOOKS)):
+        hook(results, now)

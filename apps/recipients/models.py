@@ -1,6 +1,6 @@
 from django.db import models
 
-from apps.notifications.models import Channel
+from apps.notifications.models import API_CHANNELS
 from .fields import EncryptedCharField
 
 
@@ -61,7 +61,7 @@ class Preference(models.Model):
     """
 
     recipient = models.ForeignKey(Recipient, on_delete=models.CASCADE, related_name="preferences")
-    channel = models.CharField(max_length=16, choices=Channel.choices)
+    channel = models.CharField(max_length=16, choices=[(c.value, c.label) for c in API_CHANNELS])
     category = models.ForeignKey("notifications.Category", null=True, blank=True, on_delete=models.CASCADE,
                                  related_name="+", help_text="Empty: every category on this channel.")
     enabled = models.BooleanField(default=True, help_text="Off: the recipient opted out.")

@@ -1,7 +1,7 @@
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from apps.notifications.models import Channel
+from apps.notifications.models import API_CHANNELS, Channel
 
 from .locales import is_valid_locale, normalize_locale
 
@@ -24,7 +24,7 @@ class Template(models.Model):
     """
 
     slug = models.SlugField(max_length=100, help_text="Name clients pass as `template`.")
-    channel = models.CharField(max_length=16, choices=Channel.choices)
+    channel = models.CharField(max_length=16, choices=[(c.value, c.label) for c in API_CHANNELS])
     locale = models.CharField(max_length=35, blank=True,
                               help_text="e.g. pt-BR, pt, en; empty for the default (the last fallback).")
     description = models.CharField(max_length=255, blank=True)

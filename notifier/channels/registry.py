@@ -15,6 +15,7 @@ KNOWN = {
     "sms": {"twilio", "console", "null"},
     "push": {"fcm", "webpush", "console", "null"},
     "in_app": {"inbox"},
+    "webhook": {"http", "null"},
 }
 _EXTRA_SMTP = re.compile(r"^smtp[2-9]$")  # smtp2 ... smtp9: more relays, EMAIL2_* ... EMAIL9_*
 
@@ -64,6 +65,16 @@ def build_provider(channel: str, name: str) -> Provider:
         return WebPushProvider(
             private_key=settings.VAPID_PRIVATE_KEY, subject=settings.VAPID_SUBJECT, ttl=settings.WEBPUSH_TTL,
             timeout=timeout, concurrency=concurrency,
+        )
+    if name == "http":
+        from django.utils.module_loading import import_string
+
+        from .webhook import WebhookProvider
+        return WebhookProvider(
+            resolve_endpoints=import_string(settings.NOTIFIER_WEBHOOK_ENDPOINT_RESOLVER),
+            timeout=settings.NOTIFIER_WEBHOOK_TIMEOUT,
+            max_response_bytes=settings.NOTIFIER_WEBHOOK_MAX_RESPONSE_BYTES,
+            allow_private=settings.NOTIFIER_WEBHOOK_ALLOW_PRIVATE,
         )
     raise ImproperlyConfigured(f"Provider {name!r} is not buildable")  # pragma: no cover
 

@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 from apps.idempotency.services import HEADER as IDEMPOTENCY_HEADER
 from apps.idempotency.services import idempotent
 
-from ..models import Channel, Status
+from ..models import API_CHANNELS, Channel, Status
 from ..selectors import notification_get, notification_list, parse_uuid
 from ..scheduling import Conflict, NotFound, notification_cancel, notification_reschedule, notifications_cancel_group
 from ..services import notifications_create
@@ -50,7 +50,7 @@ class NotificationResourceView(APIView):
 
     @extend_schema(
         operation_id="notifications_create",
-        parameters=[OpenApiParameter("key", str, OpenApiParameter.PATH, enum=Channel.values,
+        parameters=[OpenApiParameter("key", str, OpenApiParameter.PATH, enum=[c.value for c in API_CHANNELS],
                                      description="The channel: email, sms, push or in_app."),
                     IDEMPOTENCY_KEY_PARAMETER],
         request=NotificationInputSerializer, responses={202: NotificationAcceptedSerializer},
@@ -60,7 +60,7 @@ class NotificationResourceView(APIView):
 
     def _create(self, request, key: str):
         channel = key
-        if channel not in Channel.values:
+        if channel not in API_CHANNELS:
             return not_found_response()
         if not request.auth.allows_channel(channel):
             raise PermissionDenied(f"This API key may not send {channel} notifications.")

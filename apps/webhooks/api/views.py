@@ -1,0 +1,72 @@
+"""/api/v1/webhooks/endpoints/: register, list, read, delete and re-enable outbound webhook endpoints."""
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.notifications.api.errors import not_found_response
+from apps.notifications.api.views import IdCursorPagination
+from apps.notifications.selectors import parse_uuid
+
+from ..models import WebhookEndpoint
+from ..services import webhook_endpoint_create, webhook_endpoint_delete, webhook_endpoint_enable
+from .serializers import EndpointCreatedSerializer, EndpointInputSerializer, EndpointSerializer
+
+
+def _endpoint(endpoint_id: str):
+    pk = parse_uuid(endpoint_id)
+    return WebhookEndpoint.objects.filter(pk=pk).first() if pk else None
+
+
+class EndpointListView(APIView):
+    required_scopes = {"GET": "notifications:read", "POST": "notifications:write"}
+
+    @extend_schema(operation_id="webhook_endpoints_create", request=EndpointInputSerializer,
+                   responses={201: EndpointCreatedSerializer})
+    def post(self, request):
+        if not isinstance(request.data, dict):
+            raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        serializer = EndpointInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        endpoint = webhook_endpoint_create(**serializer.validated_data, api_key=request.auth)
+        body = EndpointCreatedSerializer(endpoint).data
+        return Response(body, status=status.HTTP_201_CREATED,
+                        headers={"Location": f"/api/v1/webhooks/endpoints/{endpoint.id}/"})
+
+    @extend_schema(operation_id="webhook_endpoints_list", responses={200: EndpointSerializer(many=True)})
+    def get(self, request):
+        paginator = IdCursorPagination()
+        page = paginator.paginate_queryset(WebhookEndpoint.objects.all(), request, view=self)
+        return paginator.get_paginated_response(EndpointSerializer(page, many=True).data)
+
+
+class EndpointDetailView(APIView):
+    required_scopes = {"GET": "notifications:read", "DELETE": "notifications:write"}
+
+    @extend_schema(operation_id="webhook_endpoints_retrieve", responses={200: EndpointSerializer})
+    def get(self, request, endpoint_id: str):
+        endpoint = _endpoint(endpoint_id)
+        if endpoint is None:
+            return not_found_response()
+        return Response(EndpointSerializer(endpoint).data)
+
+    @extend_schema(operation_id="webhook_endpoints_destroy", responses={204: None})
+    def delete(self, request, endpoint_id: str):
+        endpoint = _endpoint(endpoint_id)
+        if endpoint is None:
+            return not_found_response()
+        webhook_endpoint_delete(endpoint=endpoint)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EndpointEnableView(APIView):
+    required_scope = "notifications:write"
+
+    @extend_schema(operation_id="webhook_endpoints_enable", request=None, responses={200: EndpointSerializer})
+    def post(self, request, endpoint_id: str):
+        """Re-enable an endpoint that was disabled after failing, and reset its failure streak."""
+        endpoint = _endpoint(endpoint_id)
+        if endpoint is None:
+            return not_found_response()
+        return Response(EndpointSerializer(webhook_endpoint_enable(endpoint=endpoint)).data)

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class WebhooksConfig(AppConfig):
+    name = "apps.webhooks"
+    label = "webhooks"
+    verbose_name = "Outbound webhooks"
+
+    def ready(self) -> None:
+        from apps.notifications import policy
+
+        hook = "apps.webhooks.hooks.on_results"
+        if hook not in policy.RESULT_HOOKS:
+            policy.RESULT_HOOKS.append(hook)

@@ -1,0 +1,157 @@
+"""Writes: registering endpoints, fanning notification events out as webhook deliveries, endpoint health.
+
+Every event for every subscribed endpoint is a ``Notification`` of channel
+``webhook`` (``to`` = endpoint id, ``content.body`` = the exact JSON body), so
+it is queued, retried with back-off, dead-lettered and recorded in the events
+history exactly like any other notification.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any, Iterable
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from rest_framework.fields import DateTimeField
+
+from apps.notifications.models import Channel, Notification, NotificationEvent, Status
+from apps.notifications.services import enqueue_after_commit
+from notifier.channels.webhook import secret_generate
+
+from . import selectors
+from .models import WebhookEndpoint
+
+_datetime = DateTimeField()
+
+
+def _iso(value):
+    return _datetime.to_representation(value) if value else None
+
+
+def webhook_endpoint_create(*, url: str, events: list[str], description: str = "", api_key=None) -> WebhookEndpoint:
+    """A new endpoint; its ``secret`` attribute is returned once to the caller."""
+    endpoint = WebhookEndpoint.objects.create(
+        url=url, events=sorted(set(events)), description=description, secret=secret_generate(), api_key=api_key,
+    )
+    selectors.clear_cache()
+    return endpoint
+
+
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    endpoint.delete()
+    selectors.clear_cache()
+
+
+def webhook_endpoint_enable(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+        active=True, disabled_at=None, disabled_reason="", consecutive_failures=0)
+    selectors.clear_cache()
+    endpoint.refresh_from_db()
+    return endpoint
+
+
+def event_payload(event: str, notification: Notification, *, at, **overrides: Any) -> dict:
+    """The JSON body of one event (Standard Webhooks shape: type, timestamp, data)."""
+    data = {
+        "id": str(notification.id),
+        "channel": notification.channel,
+        "status": notification.status,
+        "category": notification.category,
+        "priority": notification.priority,
+        "recipient": getattr(notification.recipient, "external_id", None) if notification.recipient_id else None,
+        "attempts": notification.attempts,
+        "provider": notification.provider,
+        "provider_message_id": notification.provider_message_id,
+        "last_error": notification.last_error,
+        "created_at": _iso(notification.created_at),
+        "sent_at": _iso(notification.sent_at),
+        "delivered_at": _iso(notification.delivered_at),
+        "metadata": notification.metadata or {},
+    }
+    data.update(overrides)
+    return {"type": event, "timestamp": _iso(at), "data": data}
+
+
+def webhook_deliveries_create(events: Iterable[tuple[str, dict, str]], *, now=None) -> list[Notification]:
+    """Insert one ``webhook`` notification per (endpoint id, payload, event) and publish after commit.
+
+    Runs inside the caller's transaction. Webhook deliveries skip acceptance
+    policy (preferences and quiet hours are about people, not endpoints).
+    """
+    now = now or timezone.now()
+    rows, first_events = [], []
+    for endpoint_id, payload, event in events:
+        row = Notification(
+            channel=Channel.WEBHOOK, to=endpoint_id, category="transactional",
+            priority=settings.NOTIFIER_WEBHOOK_PRIORITY, status=Status.QUEUED, queued_at=now,
+            content={"body": json.dumps(payload, separators=(",", ":"), sort_keys=True),
+                     "data": {"event": event, "notification_id": payload["data"]["id"]}},
+            metadata={"event": event, "notification_id": payload["data"]["id"]},
+            created_at=now, updated_at=now,
+        )
+        rows.append(row)
+        first_events.append(NotificationEvent(notification=row, status=Status.QUEUED, at=now, detail=event))
+    if not rows:
+        return []
+    with transaction.atomic():
+        Notification.objects.bulk_create(rows)
+        NotificationEvent.objects.bulk_create(first_events)
+        items = [(n.id, n.priority) for n in rows]
+        transaction.on_commit(lambda: enqueue_after_commit(items))
+    return rows
+
+
+def webhook_events_emit(*, event: str, notification_ids: list, now=None) -> int:
+    """Emit ``event`` for notifications (by id) to the endpoints subscribed to it. Returns deliveries made.
+
+    For status changes made outside the worker (an inbox read, a provider's
+    delivery receipt). Call it inside the transaction that changes the status.
+    """
+    endpoint_ids = selectors.subscriptions().get(event)
+    if not endpoint_ids or not notification_ids:
+        return 0
+    now = now or timezone.now()
+    notifications = (Notification.objects.filter(id__in=list(notification_ids))
+                     .exclude(channel=Channel.WEBHOOK).select_related("recipient"))
+    deliveries = [
+        (endpoint_id, event_payload(event, n, at=now), event)
+        for n in notifications for endpoint_id in endpoint_ids
+    ]
+    return len(webhook_deliveries_create(deliveries, now=now))
+
+
+def endpoint_health_record(*, successes: dict[str, int], failures: dict[str, tuple[int, str, bool]], now) -> None:
+    """Successes reset an endpoint's failure streak; failures (count, last error, gone) extend it, and an
+    endpoint whose streak reaches NOTIFIER_WEBHOOK_DISABLE_AFTER, or that answered 410 Gone, is disabled."""
+    if successes:
+        WebhookEndpoint.objects.filter(pk__in=list(successes)).update(consecutive_failures=0, last_success_at=now)
+    limit = settings.NOTIFIER_WEBHOOK_DISABLE_AFTER
+    disabled = False
+    for endpoint_id, (count, error, gone) in failures.items():
+        WebhookEndpoint.objects.filter(pk=endpoint_id).update(
+            consecutive_failures=F("consecutive_failures") + count, last_error=error[:2000], last_failure_at=now)
+        qs = WebhookEndpoint.objects.filter(pk=endpoint_id, active=True)
+        if gone:
+            reason = f"the endpoint answered 410 Gone ({error[:300]})"
+        else:
+            qs = qs.filter(consecutive_failures__gte=limit)
+            reason = f"{limit} deliveries in a row failed; last error: {error[:300]}"
+        disabled |= bool(qs.update(active=False, disabled_at=now, disabled_reason=reason[:500]))
+    if disabled:
+        selectors.clear_cache()
+
+
+def failures_by_endpoint(results) -> tuple[dict[str, int], dict[str, tuple[int, str, bool]]]:
+    successes: dict[str, int] = defaultdict(int)
+    failures: dict[str, tuple[int, str, bool]] = {}
+    for r in results:
+        endpoint_id = r.notification.to
+        if r.status == Status.SENT:
+            successes[endpoint_id] += 1
+        elif r.status == Status.FAILED and r.attempted:
+            count, _, gone = failures.get(endpoint_id, (0, "", False))
+            failures[endpoint_id] = (count + 1, r.error, gone or "HTTP 410" in r.error)
+    return successes, failures
