@@ -199,11 +199,8 @@ if "push" not in NOTIFIER_PROVIDERS_EXPLICIT and (FCM_CREDENTIALS_FILE or VAPID_
     NOTIFIER_PROVIDERS["push"] = [name for name, configured in (("fcm", FCM_CREDENTIALS_FILE),
                                                                 ("webpush", VAPID_PRIVATE_KEY)) if configured]
 # Extra SMTP relays for failover: NOTIFIER_EMAIL_PROVIDERS=smtp,smtp2 reads EMAIL2_HOST, EMAIL2_PORT, ...
-NOTIFIER_SMTP_RELAYS: dict[str, dict] = {
-    "smtp": {"host": EMAIL_HOST, "port": EMAIL_PORT, "username": EMAIL_HOST_USER,
-             "password": EMAIL_HOST_PASSWORD, "use_tls": EMAIL_USE_TLS, "use_ssl": EMAIL_USE_SSL,
-             "timeout": EMAIL_TIMEOUT},
-}
+# (the first relay, `smtp`, is Django's own EMAIL_* settings).
+NOTIFIER_SMTP_RELAYS: dict[str, dict] = {}
 for _name in NOTIFIER_PROVIDERS["email"]:
     if _name.startswith("smtp") and _name[4:].isdigit():
         _p = f"EMAIL{_name[4:]}_"

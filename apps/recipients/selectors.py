@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
-from apps.notifications.models import Channel
+from apps.notifications.models import API_CHANNELS
 
 from .models import Device, Preference, Recipient
 
@@ -41,7 +41,7 @@ def preference_maps(recipient_ids: Iterable[int]) -> dict[int, dict[tuple[str | 
 def preferences_document(recipient: Recipient) -> dict:
     """The preferences as the API shows them: every channel (on unless turned off), category overrides,
     quiet hours."""
-    channels = {c: True for c in Channel.values}
+    channels = {c.value: True for c in API_CHANNELS}
     categories: dict[str, dict[str, bool]] = {}
     for (category, channel), enabled in sorted(preference_maps([recipient.pk]).get(recipient.pk, {}).items(),
                                                key=lambda item: (item[0][0] or "", item[0][1])):

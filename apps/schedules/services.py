@@ -40,7 +40,7 @@ from django.db import IntegrityError, transaction
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 from rest_framework import serializers
 
-from apps.notifications.models import Channel
+from apps.notifications.models import API_CHANNELS
 from apps.notifications.services import NotificationSpec, notifications_create
 from apps.notifications.validation import NotificationInputSerializer
 
@@ -78,8 +78,8 @@ def recurring_kwargs_validate(kwargs: Any, *, check_targets: bool = True) -> dic
     for name in unknown:
         errors[name] = [f"Unknown field. Allowed: {', '.join(KWARG_FIELDS)}."]
     channel = kwargs.get("channel")
-    if channel not in Channel.values:
-        errors["channel"] = [f"Must be one of {', '.join(Channel.values)}."]
+    if channel not in [c.value for c in API_CHANNELS]:
+        errors["channel"] = [f"Must be one of {', '.join(c.value for c in API_CHANNELS)}."]
     given = [name for name in TARGET_FIELDS if kwargs.get(name) not in (None, [], "")]
     if len(given) != 1:
         errors["recipients"] = ["Give either 'recipients' (external ids) or 'to' (addresses), a non-empty list."]

@@ -22,9 +22,9 @@ def _dead_port():
 def relays(settings):
     """Configure smtp and smtp2; returns a function taking their ports."""
     def configure(port1, port2, threshold=1, cooldown=60):
-        base = settings.NOTIFIER_SMTP_RELAYS["smtp"]
-        settings.NOTIFIER_SMTP_RELAYS = {"smtp": {**base, "port": port1, "timeout": 1},
-                                         "smtp2": {**base, "port": port2, "timeout": 1}}
+        settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port1, 1
+        settings.NOTIFIER_SMTP_RELAYS = {"smtp2": {"host": "127.0.0.1", "port": port2, "username": "", "password": "",
+                                                   "use_tls": False, "use_ssl": False, "timeout": 1}}
         settings.NOTIFIER_PROVIDERS = {**settings.NOTIFIER_PROVIDERS, "email": ["smtp", "smtp2"]}
         settings.NOTIFIER_CIRCUIT_THRESHOLD = threshold
         settings.NOTIFIER_CIRCUIT_COOLDOWN = cooldown

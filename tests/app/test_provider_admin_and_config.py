@@ -36,8 +36,9 @@ def test_the_registry_builds_each_provider_from_settings(settings, fake_fcm, web
     settings.NOTIFIER_PUBLIC_URL = "https://notify.example.com/"
     settings.FCM_CREDENTIALS_FILE, settings.FCM_API_BASE_URL = fake_fcm.credentials_file, fake_fcm.url
     settings.VAPID_PRIVATE_KEY, settings.VAPID_SUBJECT = web_push.vapid_private_key, "mailto:ops@example.com"
-    settings.NOTIFIER_SMTP_RELAYS = {**settings.NOTIFIER_SMTP_RELAYS,
-                                     "smtp2": {**settings.NOTIFIER_SMTP_RELAYS["smtp"], "host": "relay2.local"}}
+    settings.NOTIFIER_SMTP_RELAYS = {**settings.NOTIFIER_SMTP_RELAYS, "smtp2": {
+        "host": "relay2.local", "port": 25, "username": "", "password": "", "use_tls": False, "use_ssl": False,
+        "timeout": 10}}
     twilio = build_provider("sms", "twilio")
     assert isinstance(twilio, TwilioSmsProvider)
     assert twilio.status_callback == "https://notify.example.com/api/v1/webhooks/twilio/status/"

@@ -88,7 +88,6 @@ def _queued_email(to):
 
 def test_an_address_suppressed_after_acceptance_is_suppressed_before_sending(smtp_sink, settings):
     settings.EMAIL_PORT = smtp_sink.port
-    settings.NOTIFIER_SMTP_RELAYS = {"smtp": {**settings.NOTIFIER_SMTP_RELAYS["smtp"], "port": smtp_sink.port}}
     providers_for.cache_clear()
     n = _queued_email("late@example.com")
     _suppress("email", "late@example.com")
@@ -99,7 +98,7 @@ def test_an_address_suppressed_after_acceptance_is_suppressed_before_sending(smt
 
 
 def test_a_hard_bounce_during_delivery_fails_at_once_and_suppresses_the_address(smtp_sink, settings, api):
-    settings.NOTIFIER_SMTP_RELAYS = {"smtp": {**settings.NOTIFIER_SMTP_RELAYS["smtp"], "port": smtp_sink.port}}
+    settings.EMAIL_PORT = smtp_sink.port
     providers_for.cache_clear()
     smtp_sink.reject_rcpt("550 5.1.1 No such user")
     n = _queued_email("nobody@example.com")

@@ -10,12 +10,14 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from rest_framework import serializers
 
-from apps.notifications.models import Category, Channel
+from apps.notifications.models import API_CHANNELS, Category
 from apps.notifications.validation import E164
 from apps.templating.locales import is_valid_locale, normalize_locale
 from notifier.quiet_hours import is_known_timezone
 
 from ..models import Device, Recipient
+
+_CHANNELS = [c.value for c in API_CHANNELS]
 
 
 class StrictSerializer(serializers.Serializer):
@@ -180,8 +182,8 @@ class PreferencesInputSerializer(StrictSerializer):
         value = value or {}
         errors: list[str] = []
         for channel, enabled in value.items():
-            if channel not in Channel.values:
-                errors.append(f"Unknown channel {channel!r} (one of {', '.join(Channel.values)}).")
+            if channel not in _CHANNELS:
+                errors.append(f"Unknown channel {channel!r} (one of {', '.join(_CHANNELS)}).")
             _bool_or_null(enabled, channel, errors)
         if errors:
             raise serializers.ValidationError(errors)
@@ -200,8 +202,8 @@ class PreferencesInputSerializer(StrictSerializer):
                 errors.append(f"{slug} must be an object of channel: true/false, or null.")
                 continue
             for channel, enabled in per_channel.items():
-                if channel not in Channel.values:
-                    errors.append(f"Unknown channel {channel!r} in {slug} (one of {', '.join(Channel.values)}).")
+                if channel not in _CHANNELS:
+                    errors.append(f"Unknown channel {channel!r} in {slug} (one of {', '.join(_CHANNELS)}).")
                 _bool_or_null(enabled, f"{slug}.{channel}", errors)
         if errors:
             raise serializers.ValidationError(errors)

@@ -2,7 +2,7 @@ import json
 
 from rest_framework import serializers
 
-from apps.notifications.models import Channel
+from apps.notifications.models import API_CHANNELS
 from apps.notifications.validation import AwareDateTimeField
 
 # Fields that describe when; everything else in the body describes what to send (see services.py).
@@ -22,7 +22,7 @@ class ScheduleInputSerializer(serializers.Serializer):
     start_at = AwareDateTimeField(required=False, allow_null=True)
     end_at = AwareDateTimeField(required=False, allow_null=True)
     # Documented here for the schema; checked by the service.
-    channel = serializers.ChoiceField(choices=Channel.choices)
+    channel = serializers.ChoiceField(choices=[(c.value, c.label) for c in API_CHANNELS])
     recipients = serializers.ListField(child=serializers.CharField(), required=False,
                                        help_text="External ids of known recipients.")
     to = serializers.ListField(child=serializers.CharField(), required=False, help_text="Direct addresses.")
