@@ -156,6 +156,8 @@ NOTIFIER_REQUEUE_AFTER = env_float("NOTIFIER_REQUEUE_AFTER", 600.0)
 NOTIFIER_DISPATCH_INTERVAL = env_float("NOTIFIER_DISPATCH_INTERVAL", 1.0)
 NOTIFIER_SWEEP_INTERVAL = env_float("NOTIFIER_SWEEP_INTERVAL", 30.0)
 NOTIFIER_CHUNK_SIZE = env_int("NOTIFIER_CHUNK_SIZE", 500)
+# --- Throughput (issue 7): most items per POST /api/v1/notifications/batch/ ---
+NOTIFIER_BATCH_MAX = env_int("NOTIFIER_BATCH_MAX", 1000)
 NOTIFIER_PUBLIC_URL = env_str("NOTIFIER_PUBLIC_URL", "http://127.0.0.1:8000")
 
 # --- Celery on RabbitMQ -------------------------------------------------------------

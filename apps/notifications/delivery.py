@@ -21,7 +21,7 @@ from notifier.channels.failover import Outcome, send_with_failover
 from notifier.channels.registry import providers_for
 from notifier.retry import Backoff, should_retry
 
-from . import policy
+from . import bulk, policy
 from .categories import category_get
 from .models import Notification, NotificationEvent, Status
 from .queues import publish_dead_letters
@@ -30,6 +30,7 @@ from .services import enqueue_after_commit
 logger = logging.getLogger(__name__)
 
 TABLE = Notification._meta.db_table
+EVENTS_TABLE = NotificationEvent._meta.db_table
 
 
 @dataclass
@@ -58,17 +59,17 @@ def claim(ids: Iterable[str], now: datetime) -> list[Notification]:
     ids = [str(i) for i in ids]
     if not ids:
         return []
-    rows = list(Notification.objects.raw(
-        f"UPDATE {TABLE} SET status = %s, claimed_at = %s, updated_at = %s "
-        f"WHERE id = ANY(%s::uuid[]) AND status = %s AND next_attempt_at IS NULL RETURNING *",
-        [Status.SENDING, now, now, ids, Status.QUEUED],
+    # One statement (so one commit): the claim and its `sending` events.
+    return list(Notification.objects.raw(
+        f"WITH claimed AS ("
+        f" UPDATE {TABLE} SET status = %s, claimed_at = %s, updated_at = %s"
+        f" WHERE id = ANY(%s::uuid[]) AND status = %s AND next_attempt_at IS NULL RETURNING *"
+        f"), claim_events AS ("
+        f" INSERT INTO {EVENTS_TABLE} (notification_id, status, at, detail, provider, attempt)"
+        f" SELECT id, %s, %s, '', '', attempts + 1 FROM claimed"
+        f") SELECT * FROM claimed",
+        [Status.SENDING, now, now, ids, Status.QUEUED, Status.SENDING, now],
     ))
-    if rows:
-        NotificationEvent.objects.bulk_create([
-            NotificationEvent(notification_id=n.id, status=Status.SENDING, at=now, attempt=n.attempts + 1)
-            for n in rows
-        ])
-    return rows
 
 
 # --- build messages -------------------------------------------------------------
@@ -231,13 +232,11 @@ def record_results(results: list[Result]) -> None:
                 [Status.SENT, Status.SENT, now, now, ids, statuses, providers, message_ids, errors,
                  next_at, increments, Status.SENDING],
             )
-        NotificationEvent.objects.bulk_create([
-            NotificationEvent(
-                notification_id=r.notification.id, status=r.status, at=now, detail=r.detail or r.error,
-                provider=r.provider, attempt=(r.notification.attempts + 1) if r.attempted else None,
-            )
+        bulk.insert_events(
+            (r.notification.id, r.status, now, r.detail or r.error or "", r.provider or "",
+             (r.notification.attempts + 1) if r.attempted else None)
             for r in results
-        ])
+        )
         letters = [
             {
                 "id": str(r.notification.id), "channel": r.notification.channel,
