@@ -27,6 +27,7 @@ from .services import NotificationSpec, notifications_create
 from .validation import NotificationInputSerializer
 
 _BAD = object()
+_CHANNELS = frozenset(Channel.values)
 _PLAIN_CHAR_VALIDATORS = (
     django_validators.MaxLengthValidator, django_validators.MinLengthValidator,
     django_validators.ProhibitNullCharactersValidator, ProhibitSurrogateCharactersValidator,
@@ -83,6 +84,7 @@ class ItemValidator:
     def __init__(self, channel: str):
         self.channel = channel
         self.serializer = NotificationInputSerializer(context={"channel": channel})
+        self.has_validators = bool(self.serializer.validators)
         self.plan = []
         for field in self.serializer._writable_fields:
             if field.source_attrs != [field.field_name]:
@@ -121,7 +123,8 @@ class ItemValidator:
             attrs[name] = value
         serializer = self.serializer
         try:
-            serializer.run_validators(attrs)
+            if self.has_validators:  # else run_validators() only builds read-only defaults to check nothing
+                serializer.run_validators(attrs)
             return serializer.validate(attrs)
         except (serializers.ValidationError, DjangoValidationError) as exc:
             raise serializers.ValidationError(detail=as_serializer_error(exc)) from exc
@@ -176,7 +179,7 @@ def _item_errors(item: Any, api_key) -> tuple[str | None, dict | None]:
     channel = item.get("channel", empty)
     if channel is empty:
         return None, {"channel": ["This field is required."]}
-    if type(channel) is not str or channel not in Channel.values:
+    if type(channel) is not str or channel not in _CHANNELS:
         return None, {"channel": [f'"{channel}" is not a valid choice.']}
     if api_key is not None and not api_key.allows_channel(channel):
         return None, {"channel": [f"This API key may not send {channel} notifications."]}

@@ -64,8 +64,55 @@ def insert_instances(objs: Sequence[models.Model]) -> None:
         obj._state.db = alias
 
 
-def insert_notifications(notifications: Sequence[Notification]) -> None:
-    insert_instances(notifications)
+@lru_cache(maxsize=None)
+def _init_plan(model: type[models.Model]):
+    """Per concrete field, in ``__init__``'s positional order: (attname, default, default is callable, adapter)."""
+    plan = []
+    for field in model._meta.concrete_fields:
+        if isinstance(field, models.AutoField):
+            raise TypeError(f"{model.__name__} has an auto primary key; use insert_instances()")
+        default = field.default if field.has_default() else (None if field.null else "")
+        adapter = None
+        if isinstance(field, models.JSONField):
+            encoder = field.encoder
+
+            def adapter(value, _encoder=encoder):
+                return None if value is None else connection.ops.adapt_json_value(value, _encoder)
+        plan.append((field.attname, default, callable(default), adapter))
+    columns = tuple(f.column for f in model._meta.concrete_fields)
+    return tuple(plan), columns
+
+
+def create_instances(model: type[models.Model], values: Iterable[dict[str, Any]]) -> list[models.Model]:
+    """Build instances from dicts of attnames (fields left out take their defaults) and COPY them in.
+
+    Positional ``__init__`` and one pass over the values: several times cheaper
+    per row than ``Model(**kwargs)`` plus ``bulk_create`` at 1,000 rows a request.
+    """
+    plan, columns = _init_plan(model)
+    instances, rows = [], []
+    alias = connection.alias
+    for given in values:
+        args = []
+        for attname, default, call, _ in plan:
+            value = given.get(attname, _MISSING)
+            if value is _MISSING:
+                value = default() if call else default
+            args.append(value)
+        obj = model(*args)
+        obj._state.adding = False
+        obj._state.db = alias
+        instances.append(obj)
+        rows.append(args)
+    adapters = [(i, adapter) for i, (_, _, _, adapter) in enumerate(plan) if adapter is not None]
+    for args in rows:
+        for i, adapter in adapters:
+            args[i] = adapter(args[i])
+    copy_rows(model._meta.db_table, columns, rows)
+    return instances
+
+
+_MISSING = object()
 
 
 def insert_events(rows: Iterable[tuple[Any, str, Any, str, str, int | None]]) -> None:
