@@ -11,6 +11,7 @@ serves every item of a channel.
 """
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -18,13 +19,13 @@ from django.conf import settings
 from django.core import validators as django_validators
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
-from rest_framework.fields import SkipField, empty
+from rest_framework.fields import SkipField, _UnvalidatedField, empty
 from rest_framework.serializers import as_serializer_error
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from .models import Channel
 from .services import NotificationSpec, notifications_create
-from .validation import NotificationInputSerializer
+from .validation import MAX_JSON_DEPTH, JSONObjectField, NotificationInputSerializer, _depth
 
 _BAD = object()
 _CHANNELS = frozenset(Channel.values)
@@ -66,6 +67,23 @@ def _lean_choice(field: serializers.ChoiceField):
     return check
 
 
+def _lean_json_object(field: JSONObjectField):
+    max_bytes = field.max_bytes
+
+    def check(value):
+        if type(value) is not dict:
+            return _BAD
+        try:
+            size = len(json.dumps(value))
+        except (TypeError, ValueError):
+            return _BAD
+        if size > max_bytes or _depth(value) > MAX_JSON_DEPTH:
+            return _BAD
+        return dict(value)  # DictField copies; its child field accepts any value
+
+    return check
+
+
 def _lean_check(serializer: serializers.Serializer, field: serializers.Field):
     """An inline check equivalent to ``field.run_validation`` for valid input, or None."""
     if getattr(serializer, f"validate_{field.field_name}", None) is not None:
@@ -75,6 +93,9 @@ def _lean_check(serializer: serializers.Serializer, field: serializers.Field):
         return _lean_char(field)
     if type(field) is serializers.ChoiceField and not field.validators:
         return _lean_choice(field)
+    if type(field) is JSONObjectField and type(field.child) is _UnvalidatedField and field.allow_empty \
+            and not field.validators and not field.allow_null:
+        return _lean_json_object(field)
     return None
 
 

@@ -11,6 +11,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from notifier.ids import uuid7_many
+
 from . import bulk, policy
 from .models import Notification, NotificationEvent, Status
 from .queues import publish_deliveries
@@ -60,13 +62,13 @@ def notifications_create(*, specs: list[NotificationSpec], api_key=None) -> list
     now = timezone.now()
     policy.at_acceptance(specs, now)
     rows: list[dict[str, Any]] = []
-    details: list[str] = []
+    events: list[tuple] = []
     api_key_id = api_key.pk if api_key is not None else None
-    for spec in specs:
+    for spec, notification_id in zip(specs, uuid7_many(len(specs))):
         status, next_attempt_at, detail = _initial_state(spec, now)
         # Attribute names (recipient_id, api_key_id); fields left out take their model defaults.
         rows.append(dict(
-            channel=spec.channel, recipient_id=spec.recipient.pk if spec.recipient is not None else None,
+            id=notification_id, channel=spec.channel, recipient_id=spec.recipient.pk if spec.recipient is not None else None,
             to=spec.to, category=spec.category,
             priority=spec.priority, template=spec.template, locale=spec.locale, content=spec.content,
             status=status, scheduled_for=spec.scheduled_for, expires_at=spec.expires_at,
@@ -74,11 +76,10 @@ def notifications_create(*, specs: list[NotificationSpec], api_key=None) -> list
             metadata=spec.metadata, group_key=spec.group_key, api_key_id=api_key_id,
             created_at=now, updated_at=now,
         ))
-        details.append(detail or "")
+        events.append((status, now, detail or "", "", None))
     with transaction.atomic():
-        # COPY, not INSERT: the batch endpoint writes 1,000 rows and their events per request.
-        notifications = bulk.create_instances(Notification, rows)
-        bulk.insert_events((n.id, n.status, now, detail, "", None) for n, detail in zip(notifications, details))
+        # A batch goes by COPY, a single notification and its event by one INSERT statement.
+        notifications = bulk.create_notifications(rows, events)
         to_publish = [(n.id, n.priority) for n in notifications if n.status == Status.QUEUED]
         if to_publish:
             transaction.on_commit(lambda: enqueue_after_commit(to_publish))
