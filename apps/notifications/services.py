@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any, Iterable
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -91,7 +92,35 @@ def notifications_create(*, specs: list[NotificationSpec], api_key=None) -> list
 
 
 def enqueue_after_commit(items: list[tuple[Any, str]]) -> None:
-    """Publish delivery tasks; if the broker is unreachable, leave the rows due for the dispatcher."""
+    """Publish delivery tasks; if the broker is unreachable, leave the rows due for the dispatcher.
+
+    A few items (the single endpoint) join those of concurrent requests in one
+    message (``NOTIFIER_PUBLISH_COALESCE_MS``, see ``publisher.py``); the caller
+    still waits for the broker's confirm of that message.
+    """
+    publisher = _coalescing_publisher()
+    if publisher is not None and len(items) < publisher.max_items:
+        publisher.submit(items, wait=settings.NOTIFIER_PUBLISH_WAIT)
+        return
+    _publish_or_mark_due(items)
+
+
+_publisher = None
+
+
+def _coalescing_publisher():
+    global _publisher
+    window = getattr(settings, "NOTIFIER_PUBLISH_COALESCE_MS", 0) / 1000
+    if window <= 0:
+        return None
+    if _publisher is None or _publisher.window != window:
+        from .publisher import CoalescingPublisher
+
+        _publisher = CoalescingPublisher(_publish_or_mark_due, window=window, max_items=settings.NOTIFIER_CHUNK_SIZE)
+    return _publisher
+
+
+def _publish_or_mark_due(items: list[tuple[Any, str]]) -> None:
     try:
         publish_deliveries(items)
     except Exception:  # noqa: BLE001 - the row is safe in PostgreSQL; the dispatcher republishes it
