@@ -134,7 +134,8 @@ class Command(BaseCommand):
             )
             latency = {}
             for priority, count, pcts, worst, first_created, last_sent, sent_during_load in cursor.fetchall():
-                latency[priority] = {"sent": count, "p50": pcts[0], "p95": pcts[1], "p99": pcts[2], "max": worst,
+                latency[priority] = {"sent": count, "p50": pcts[0], "p95": pcts[1], "p99": pcts[2],
+                                     "max": float(worst) if worst is not None else None,
                                      "first_created": first_created, "last_sent": last_sent,
                                      "sent_during_load": sent_during_load}
         total = sum(by_status.values())
