@@ -106,13 +106,20 @@ class ItemValidator:
         self.channel = channel
         self.serializer = NotificationInputSerializer(context={"channel": channel})
         self.has_validators = bool(self.serializer.validators)
-        self.plan = []
+        self.plan: dict[str, tuple] | None = {}
+        self.defaults: list[tuple[str, serializers.Field]] = []  # fields with a default, filled when absent
+        self.required: frozenset[str] = frozenset()
         for field in self.serializer._writable_fields:
             if field.source_attrs != [field.field_name]:
                 self.plan = None  # nested sources: always the full serializer
                 break
-            validate_method = getattr(self.serializer, f"validate_{field.field_name}", None)
-            self.plan.append((field.field_name, field, _lean_check(self.serializer, field), validate_method))
+            name = field.field_name
+            validate_method = getattr(self.serializer, f"validate_{name}", None)
+            self.plan[name] = (field, _lean_check(self.serializer, field), validate_method)
+            if field.required:
+                self.required |= {name}
+            elif field.default is not empty:
+                self.defaults.append((name, field))
 
     def set_context(self, **context) -> None:
         self.serializer._context = {**context, "channel": self.channel}
@@ -122,14 +129,14 @@ class ItemValidator:
         if self.plan is None or type(item) is not dict:
             return self._full(item)
         attrs: dict[str, Any] = {}
-        for name, field, lean, validate_method in self.plan:
-            value = item.get(name, empty)
-            if value is empty:
-                if field.required:
-                    return self._full(item)
-                if field.default is not empty:
-                    attrs[name] = field.get_default()
+        plan = self.plan
+        # The item's keys, not every field: an item names a handful of the serializer's fields.
+        # Keys that are not fields are ignored, as DRF ignores them.
+        for name, value in item.items():
+            entry = plan.get(name)
+            if entry is None:
                 continue
+            field, lean, validate_method = entry
             if lean is not None:
                 value = lean(value)
                 if value is _BAD:
@@ -142,6 +149,11 @@ class ItemValidator:
                 except (serializers.ValidationError, DjangoValidationError, SkipField):
                     return self._full(item)
             attrs[name] = value
+        if self.required and not self.required <= attrs.keys():
+            return self._full(item)
+        for name, field in self.defaults:
+            if name not in attrs:
+                attrs[name] = field.get_default()
         serializer = self.serializer
         try:
             if self.has_validators:  # else run_validators() only builds read-only defaults to check nothing
