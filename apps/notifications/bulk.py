@@ -6,37 +6,61 @@ COPY runs on Django's own connection, so it joins the surrounding
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import lru_cache, partial
 from typing import Any, Iterable, Sequence
 
 from django.db import connection, models
 from django.db.models.base import ModelState
+from psycopg.types.json import Jsonb
 
 from .models import Notification, NotificationEvent
 
 EVENT_COLUMNS = ("notification_id", "status", "at", "detail", "provider", "attempt")
 
 
-def copy_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """``COPY table (columns) FROM STDIN`` with ``rows`` (tuples in ``columns`` order)."""
+def copy_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+              types: Sequence[str] | None = None) -> None:
+    """``COPY table (columns) FROM STDIN`` with ``rows`` (tuples in ``columns`` order).
+
+    With ``types`` (PostgreSQL type names, one per column) the rows go in binary format:
+    no text escaping on either side. JSON columns then take Python objects, not JSON text.
+    """
     connection.ensure_connection()
-    quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
+    qn = connection.ops.quote_name
+    quoted = ", ".join(qn(c) for c in columns)
+    binary = " (FORMAT BINARY)" if types else ""
     with connection.connection.cursor() as cursor:
-        with cursor.copy(f"COPY {connection.ops.quote_name(table)} ({quoted}) FROM STDIN") as copy:
+        with cursor.copy(f"COPY {qn(table)} ({quoted}) FROM STDIN{binary}") as copy:
+            if types:
+                copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
 
 
-@lru_cache(maxsize=None)
-def _init_plan(model: type[models.Model]):
-    """What ``build_instances`` needs to know about a model, computed once.
+# Column types binary COPY knows how to send, by Django's db_type() (without any "(n)").
+_BINARY_TYPES = {
+    "uuid": "uuid", "varchar": "varchar", "text": "text", "jsonb": "jsonb", "boolean": "bool", "date": "date",
+    "timestamp with time zone": "timestamptz", "integer": "int4", "bigint": "int8", "smallint": "int2",
+}
+EVENT_TYPES = ("uuid", "varchar", "timestamptz", "text", "varchar", "int4")
 
-    Returns (template, callables, positions, adapters, columns): ``template`` holds each concrete
-    field's constant default in ``__init__``'s positional order, ``callables`` the (position,
-    attname, default) of defaults to call per row, ``positions`` maps attnames to positions, ``adapters`` the
-    (position, adapter) pairs of JSON fields.
-    """
-    template, callables, positions, adapters = [], [], {}, []
+
+@dataclass(frozen=True)
+class _Plan:
+    template: tuple  # each concrete field's constant default, in __init__'s positional order
+    callables: tuple  # (position, attname, default) of defaults to call per row
+    positions: dict  # attname -> position
+    attnames: tuple
+    columns: tuple
+    json_fields: tuple  # (position, encoder) of JSON fields
+    binary_types: tuple | None  # for binary COPY, or None when a column type is not in _BINARY_TYPES
+
+
+@lru_cache(maxsize=None)
+def _init_plan(model: type[models.Model]) -> _Plan:
+    """What ``build_instances`` needs to know about a model, computed once."""
+    template, callables, positions, json_fields, types = [], [], {}, [], []
     for index, field in enumerate(model._meta.concrete_fields):
         if isinstance(field, models.AutoField):
             raise TypeError(f"{model.__name__}: build_instances() needs primary keys set before insert")
@@ -47,25 +71,24 @@ def _init_plan(model: type[models.Model]):
         template.append(default)
         positions[field.attname] = index
         if isinstance(field, models.JSONField):
-            encoder = field.encoder
-
-            def adapter(value, _encoder=encoder):
-                # JSON text: what Django's Jsonb adapter would send, without a wrapper object per value.
-                return None if value is None else json.dumps(value, cls=_encoder)
-            adapters.append((index, adapter))
-    columns = tuple(f.column for f in model._meta.concrete_fields)
-    attnames = tuple(f.attname for f in model._meta.concrete_fields)
-    return tuple(template), tuple(callables), positions, tuple(adapters), columns, attnames
+            json_fields.append((index, field.encoder))
+        target = field.target_field if field.is_relation else field
+        types.append(_BINARY_TYPES.get((target.db_type(connection) or "").split("(")[0]))
+    fields = model._meta.concrete_fields
+    return _Plan(tuple(template), tuple(callables), positions, tuple(f.attname for f in fields),
+                 tuple(f.column for f in fields), tuple(json_fields), None if None in types else tuple(types))
 
 
 def build_instances(model: type[models.Model], values: Iterable[dict[str, Any]]):
-    """Instances from dicts of attnames (fields left out take their defaults), and their rows for the database.
+    """Instances from dicts of attnames (fields left out take their defaults), and their values.
 
     Instances are made the way unpickling makes them (``__new__`` and the attribute dict, no
     ``__init__``): every concrete field is set, so they are complete, and at 1,000 rows a request
-    ``Model(**kwargs)`` was the largest single cost of accepting a batch.
+    ``Model(**kwargs)`` was the largest single cost of accepting a batch. Returns
+    ``(instances, rows)``, ``rows[i]`` being the field values of ``instances[i]`` in column order.
     """
-    template, callables, positions, adapters, columns, attnames = _init_plan(model)
+    plan = _init_plan(model)
+    template, callables, positions, attnames = plan.template, plan.callables, plan.positions, plan.attnames
     instances, rows = [], []
     alias = connection.alias
     new = model.__new__
@@ -82,10 +105,21 @@ def build_instances(model: type[models.Model], values: Iterable[dict[str, Any]])
         state.adding = False
         state.db = alias
         instances.append(obj)
-        for index, adapter in adapters:
-            args[index] = adapter(args[index])
         rows.append(args)
-    return instances, rows, columns
+    return instances, rows
+
+
+def _adapt_json(rows: list[list], json_fields, *, binary: bool) -> None:
+    """JSON values as binary COPY wants them (objects; Jsonb for a custom encoder) or as JSON text."""
+    for index, encoder in json_fields:
+        if binary and encoder is None:
+            continue  # psycopg's jsonb dumper does json.dumps, as Django's JSONField does
+        for args in rows:
+            value = args[index]
+            if value is None:
+                continue
+            args[index] = (Jsonb(value, dumps=partial(json.dumps, cls=encoder)) if binary
+                           else json.dumps(value, cls=encoder))
 
 
 # Up to this many rows go in one INSERT statement (one round trip); more go by COPY.
@@ -99,14 +133,19 @@ def create_notifications(values: list[dict[str, Any]], events: list[tuple]) -> l
     ``transaction.atomic()``. A few rows (the single endpoint) take one statement; a batch takes
     two COPYs.
     """
-    instances, rows, columns = build_instances(Notification, values)
+    plan = _init_plan(Notification)
+    columns = plan.columns
+    instances, rows = build_instances(Notification, values)
     event_rows = [(obj.pk, *event) for obj, event in zip(instances, events)]
     if len(rows) > SMALL_BATCH:
-        copy_rows(Notification._meta.db_table, columns, rows)
-        copy_rows(NotificationEvent._meta.db_table, EVENT_COLUMNS, event_rows)
+        binary = plan.binary_types is not None
+        _adapt_json(rows, plan.json_fields, binary=binary)
+        copy_rows(Notification._meta.db_table, columns, rows, types=plan.binary_types)
+        copy_rows(NotificationEvent._meta.db_table, EVENT_COLUMNS, event_rows, types=EVENT_TYPES)
         return instances
     if not rows:
         return instances
+    _adapt_json(rows, plan.json_fields, binary=False)
     qn = connection.ops.quote_name
     row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
     event_sql = "(" + ", ".join(["%s"] * len(EVENT_COLUMNS)) + ")"
@@ -121,4 +160,3 @@ def create_notifications(values: list[dict[str, Any]], events: list[tuple]) -> l
     return instances
 
 
-_MISSING = object()

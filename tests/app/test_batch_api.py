@@ -190,3 +190,23 @@ def test_lean_validator_gives_what_the_serializer_gives(channel, data):
         return serializer.validated_data
 
     assert _outcome(lambda: ItemValidator(channel).validate(data)) == _outcome(full)
+
+
+@pytest.mark.parametrize("count", [3, 25])  # one INSERT statement / binary COPY
+def test_rows_written_in_bulk_read_back_as_the_orm_writes_them(api, no_publish, count):
+    from django.db import connection
+
+    items = [_email(i, metadata={"order": i, "tags": ["a", None]}, html="<p>x</p>") for i in range(count)]
+    results = api.post(URL, {"notifications": items}, format="json").json()["results"]
+
+    [first] = Notification.objects.filter(id=results[0]["id"])
+    assert first.content == {"subject": "Hello 0", "body": "Body", "html": "<p>x</p>"}
+    assert first.metadata == {"order": 0, "tags": ["a", None]}
+    assert (first.status, first.priority, first.category, first.attempts, first.last_error) == (
+        "queued", "normal", "transactional", 0, "")
+    assert first.queued_at == first.created_at and first.sent_at is None and first.recipient_id is None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT jsonb_typeof(content), jsonb_typeof(metadata) FROM notifications_notification")
+        assert cursor.fetchall() == [("object", "object")]
+    events = list(NotificationEvent.objects.filter(notification_id=first.id).values_list("status", "detail", "attempt"))
+    assert events == [("queued", "", None)]
