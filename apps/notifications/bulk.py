@@ -109,6 +109,23 @@ def build_instances(model: type[models.Model], values: Iterable[dict[str, Any]])
     return instances, rows
 
 
+def instances_from_rows(model: type[models.Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> list:
+    """Saved instances from full database rows (every concrete column, in any order), made like
+    ``build_instances`` makes them: what ``Model.from_db`` gives, without a call of ``__init__`` each."""
+    plan = _init_plan(model)
+    order = [list(columns).index(column) for column in plan.columns]
+    attnames, alias, new = plan.attnames, connection.alias, model.__new__
+    instances = []
+    for row in rows:
+        obj = new(model)
+        obj.__dict__.update(zip(attnames, [row[i] for i in order]))
+        state = obj._state = ModelState()
+        state.adding = False
+        state.db = alias
+        instances.append(obj)
+    return instances
+
+
 def _adapt_json(rows: list[list], json_fields, *, binary: bool) -> None:
     """JSON values as binary COPY wants them (objects; Jsonb for a custom encoder) or as JSON text."""
     for index, encoder in json_fields:

@@ -23,7 +23,7 @@ from notifier.channels.failover import Outcome, send_with_failover
 from notifier.channels.registry import providers_for
 from notifier.retry import Backoff, should_retry
 
-from . import policy
+from . import bulk, policy
 from .categories import category_get
 from .models import Notification, NotificationEvent, Status
 from .queues import publish_dead_letters
@@ -81,9 +81,7 @@ def claim(ids: Iterable[str], now: datetime) -> list[Notification]:
         cursor.execute(sql, params, binary=True)
         columns = [d.name for d in cursor.description]
         rows = cursor.fetchall()
-    order = [columns.index(f.column) for f in Notification._meta.concrete_fields]
-    alias = connection.alias
-    return [Notification.from_db(alias, None, [row[i] for i in order]) for row in rows]
+    return bulk.instances_from_rows(Notification, columns, rows)
 
 
 # --- build messages -------------------------------------------------------------
@@ -171,7 +169,8 @@ def deliver_chunk(ids: Iterable[str]) -> dict[str, int]:
 
         recipients = Recipient.objects.in_bulk(recipient_ids)
     for n in rows:
-        n.recipient = recipients.get(n.recipient_id)
+        if n.recipient_id is not None:
+            n.recipient = recipients.get(n.recipient_id)
     devices = _load_devices(rows)
 
     results: list[Result] = []
