@@ -163,17 +163,23 @@ def create_notifications(values: list[dict[str, Any]], events: list[tuple]) -> l
     if not rows:
         return instances
     _adapt_json(rows, plan.json_fields, binary=False)
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(columns, len(rows)),
+                       [v for row in rows for v in row] + [v for row in event_rows for v in row])
+    return instances
+
+
+@lru_cache(maxsize=SMALL_BATCH)
+def _insert_sql(columns: tuple, count: int) -> str:
+    """One statement inserting ``count`` notifications and their ``count`` events."""
     qn = connection.ops.quote_name
     row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
     event_sql = "(" + ", ".join(["%s"] * len(EVENT_COLUMNS)) + ")"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH inserted AS (INSERT INTO {qn(Notification._meta.db_table)} ({', '.join(map(qn, columns))}) "
-            f"VALUES {', '.join([row_sql] * len(rows))}) "
-            f"INSERT INTO {qn(NotificationEvent._meta.db_table)} ({', '.join(map(qn, EVENT_COLUMNS))}) "
-            f"VALUES {', '.join([event_sql] * len(event_rows))}",
-            [v for row in rows for v in row] + [v for row in event_rows for v in row],
-        )
-    return instances
+    return (
+        f"WITH inserted AS (INSERT INTO {qn(Notification._meta.db_table)} ({', '.join(map(qn, columns))}) "
+        f"VALUES {', '.join([row_sql] * count)}) "
+        f"INSERT INTO {qn(NotificationEvent._meta.db_table)} ({', '.join(map(qn, EVENT_COLUMNS))}) "
+        f"VALUES {', '.join([event_sql] * count)}"
+    )
 
 
