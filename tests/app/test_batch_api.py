@@ -192,10 +192,18 @@ def test_lean_validator_gives_what_the_serializer_gives(channel, data):
     assert _outcome(lambda: ItemValidator(channel).validate(data)) == _outcome(full)
 
 
-@pytest.mark.parametrize("count", [3, 25])  # one INSERT statement / binary COPY
-def test_rows_written_in_bulk_read_back_as_the_orm_writes_them(api, no_publish, count):
+@pytest.mark.parametrize("count, copy_format", [(3, None), (25, "binary"), (25, "text")])
+def test_rows_written_in_bulk_read_back_as_the_orm_writes_them(api, no_publish, monkeypatch, count, copy_format):
+    """3 rows: one INSERT statement; 25: COPY, binary, or text when a column type has no binary mapping."""
+    import dataclasses
+
     from django.db import connection
 
+    from apps.notifications import bulk
+
+    if copy_format == "text":
+        plan = bulk._init_plan(Notification)
+        monkeypatch.setattr(bulk, "_init_plan", lambda model: dataclasses.replace(plan, binary_types=None))
     items = [_email(i, metadata={"order": i, "tags": ["a", None]}, html="<p>x</p>") for i in range(count)]
     results = api.post(URL, {"notifications": items}, format="json").json()["results"]
 
