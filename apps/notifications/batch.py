@@ -163,7 +163,11 @@ class ItemValidator:
             raise serializers.ValidationError(detail=as_serializer_error(exc)) from exc
 
     def _full(self, item: Any) -> NotificationSpec:
-        return self.serializer.run_validation(item)
+        """Exactly the serializer's answer (a fresh instance; only for invalid or unusual items)."""
+        serializer = NotificationInputSerializer(data=item, context=self.serializer._context)
+        if not serializer.is_valid():
+            raise serializers.ValidationError(serializer.errors)
+        return serializer.validated_data
 
 
 _local = threading.local()

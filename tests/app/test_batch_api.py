@@ -1,6 +1,8 @@
 """POST /api/v1/notifications/batch/ and the lean item validator behind it (real PostgreSQL)."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -78,6 +80,18 @@ def test_errors_per_item_match_the_single_endpoint(api, no_publish):
 
     assert single.status_code == status.HTTP_400_BAD_REQUEST
     assert batch.json()["results"][0]["errors"] == single.json()["errors"]
+
+
+@pytest.mark.parametrize("body", [None, [], "text", {"to": 5}])
+def test_the_single_endpoint_answers_odd_bodies_as_the_serializer_does(api, body):
+    serializer = NotificationInputSerializer(data=body, context={"channel": "email"})
+    serializer.is_valid()
+    expected = {k: [str(m) for m in v] for k, v in serializer.errors.items()}
+
+    response = api.post("/api/v1/notifications/email/", json.dumps(body), content_type="application/json")
+
+    assert response.status_code == status.HTTP_400_BAD_REQUEST
+    assert response.json()["errors"] == expected
 
 
 def test_it_refuses_more_than_1000_items_with_400(api, no_publish):
