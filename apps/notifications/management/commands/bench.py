@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
+from django.db import connection, transaction
 
 from notifier import bench
 
@@ -46,7 +46,7 @@ class Command(BaseCommand):
         parser.add_argument("--high-rate", type=float, default=20.0, help="mixed: high-priority singles per second.")
         parser.add_argument("--channel", choices=("email", "sms"), default="email")
         parser.add_argument("--limit", type=int, default=0, help="Stop after this many accepted notifications.")
-        parser.add_argument("--drain-timeout", type=float, default=120.0,
+        parser.add_argument("--drain-timeout", type=float, default=300.0,
                             help="Seconds to wait after the load for every notification to be sent.")
         parser.add_argument("--keep", action="store_true", help="Keep the run's rows (default: delete them).")
         parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
@@ -69,6 +69,7 @@ class Command(BaseCommand):
             self.stderr.write("warning: DEBUG is on (the .env that make writes sets DEBUG=1); if the stack runs with "
                               "it too, Django records every query. Run both with DEBUG=0 for figures.")
         sampler = bench.ProcSampler(root=settings.BASE_DIR, database=settings.DATABASES["default"]["NAME"])
+        drained = False
         try:
             self._check_reachable(cfg)
             before = sampler.sample()
@@ -79,14 +80,16 @@ class Command(BaseCommand):
             report = self._report(cfg, load, key_id, drained, waited,
                                   cpu_load=sampler.delta(before, after_load),
                                   cpu_total=sampler.delta(before, after_drain))
+            if opts["json"]:
+                self.stdout.write(json.dumps(report, indent=2, default=str))
+            else:
+                self.stdout.write(self._format(report))
         finally:
-            if not opts["keep"]:
-                self._cleanup(key_id)
             ApiKey.objects.filter(pk=key_id).update(revoked_at=datetime.now(timezone.utc))
-        if opts["json"]:
-            self.stdout.write(json.dumps(report, indent=2, default=str))
-        else:
-            self.stdout.write(self._format(report))
+            if opts["keep"] or not drained:
+                self.stderr.write(f"kept the run's rows (api_key_id={key_id}, metadata bench={tag})")
+            else:
+                self._cleanup(key_id)
 
     # --- steps -------------------------------------------------------------------------------
 
@@ -164,7 +167,8 @@ class Command(BaseCommand):
         }
 
     def _cleanup(self, key_id) -> None:
-        with connection.cursor() as cursor:
+        """Delete the run's rows (all of them were sent, so no worker still writes their events)."""
+        with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(f"DELETE FROM {EVENTS} WHERE notification_id IN "
                            f"(SELECT id FROM {NOTIFICATIONS} WHERE api_key_id = %s)", [key_id])
             cursor.execute(f"DELETE FROM {NOTIFICATIONS} WHERE api_key_id = %s", [key_id])
