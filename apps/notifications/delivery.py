@@ -62,10 +62,13 @@ def claim(ids: Iterable[str], now: datetime) -> list[Notification]:
     if not ids:
         return []
     # One statement (so one commit): the claim and its `sending` events.
+    # `(status = ...) IS TRUE` means `status = ...` (status is NOT NULL) but cannot drive an index
+    # scan: with stale statistics the planner otherwise walks notif_status_idx over every queued
+    # row of a backlog (100+ ms a claim, measured) instead of looking the ids up by primary key.
     sql = (
         f"WITH claimed AS ("
         f" UPDATE {TABLE} SET status = %s, claimed_at = %s, updated_at = %s"
-        f" WHERE id = ANY(%s::uuid[]) AND status = %s AND next_attempt_at IS NULL RETURNING *"
+        f" WHERE id = ANY(%s::uuid[]) AND (status = %s) IS TRUE AND next_attempt_at IS NULL RETURNING *"
         f"), claim_events AS ("
         f" INSERT INTO {EVENTS_TABLE} (notification_id, status, at, detail, provider, attempt)"
         f" SELECT id, %s, %s, '', '', attempts + 1 FROM claimed"
