@@ -70,7 +70,8 @@ def notifications_create(*, specs: list[NotificationSpec], api_key=None) -> list
         status, next_attempt_at, detail = _initial_state(spec, now)
         # Attribute names (recipient_id, api_key_id); fields left out take their model defaults.
         rows.append(dict(
-            id=notification_id, channel=spec.channel, recipient_id=spec.recipient.pk if spec.recipient is not None else None,
+            id=notification_id, channel=spec.channel,
+            recipient_id=spec.recipient.pk if spec.recipient is not None else None,
             to=spec.to, category=spec.category,
             priority=spec.priority, template=spec.template, locale=spec.locale, content=spec.content,
             status=status, scheduled_for=spec.scheduled_for, expires_at=spec.expires_at,

@@ -29,7 +29,8 @@ def no_publish(monkeypatch):
     return published
 
 
-def test_it_accepts_a_batch_and_answers_one_result_per_item_in_order(api, no_publish, django_capture_on_commit_callbacks):
+def test_it_accepts_a_batch_and_answers_one_result_per_item_in_order(
+        api, no_publish, django_capture_on_commit_callbacks):
     items = [_email(i) for i in range(5)]
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post(URL, {"notifications": items}, format="json")

@@ -69,7 +69,8 @@ class NotificationBatchView(APIView):
         if items is None:
             raise ValidationError({"notifications": ["This field is required."]})
         if not isinstance(items, list):
-            raise ValidationError({"notifications": [f'Expected a list of items but got type "{type(items).__name__}".']})
+            kind = type(items).__name__
+            raise ValidationError({"notifications": [f'Expected a list of items but got type "{kind}".']})
         if not items:
             raise ValidationError({"notifications": ["This list may not be empty."]})
         if len(items) > limit:
