@@ -173,6 +173,12 @@ NOTIFIER_REQUEUE_AFTER = env_float("NOTIFIER_REQUEUE_AFTER", 600.0)
 NOTIFIER_DISPATCH_INTERVAL = env_float("NOTIFIER_DISPATCH_INTERVAL", 1.0)
 NOTIFIER_SWEEP_INTERVAL = env_float("NOTIFIER_SWEEP_INTERVAL", 30.0)
 NOTIFIER_CHUNK_SIZE = env_int("NOTIFIER_CHUNK_SIZE", 500)
+# --- Throughput (issue 7): most items per POST /api/v1/notifications/batch/ ---
+NOTIFIER_BATCH_MAX = env_int("NOTIFIER_BATCH_MAX", 1000)
+# Small creates committed within this many ms share one delivery message (0 = publish each alone);
+# a request waits at most NOTIFIER_PUBLISH_WAIT s for the broker's confirm of its message.
+NOTIFIER_PUBLISH_COALESCE_MS = env_float("NOTIFIER_PUBLISH_COALESCE_MS", 2.0)
+NOTIFIER_PUBLISH_WAIT = env_float("NOTIFIER_PUBLISH_WAIT", 5.0)
 NOTIFIER_PUBLIC_URL = env_str("NOTIFIER_PUBLIC_URL", "http://127.0.0.1:8000")
 
 # --- Providers: Twilio, FCM, Web Push, extra SMTP relays, circuit breakers -----------

@@ -1,7 +1,32 @@
-"""One canonical form per address, so the suppression list matches across channels and spellings."""
+"""Addresses: one canonical form per address (so the suppression list matches across channels
+and spellings), and the email check used on the hot path of accepting notifications."""
 from __future__ import annotations
 
 import json
+import re
+
+from django.core.validators import EmailValidator
+
+
+def _compiled(lazy_pattern):
+    return re.compile(lazy_pattern.pattern, lazy_pattern.flags)
+
+
+class CompiledEmailValidator(EmailValidator):
+    """Django's ``validate_email`` with its regular expressions compiled up front.
+
+    Django keeps them as lazy objects, and every use goes through the lazy
+    proxy; at thousands of addresses a second that proxy cost more than the
+    matching. Same patterns, same answers.
+    """
+
+    user_regex = _compiled(EmailValidator.user_regex)
+    domain_regex = _compiled(EmailValidator.domain_regex)
+    literal_regex = _compiled(EmailValidator.literal_regex)
+
+
+validate_email = CompiledEmailValidator()
+
 
 
 def web_push_endpoint(token: str) -> str | None:

@@ -74,8 +74,11 @@ class Category(models.Model):
 class Notification(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     channel = models.CharField(max_length=16, choices=Channel.choices)
+    # No index of its own: notif_recipient_idx (recipient, id) serves lookups by recipient, and every
+    # index is written again when a claim or a result moves the row.
     recipient = models.ForeignKey(
         "recipients.Recipient", null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications",
+        db_index=False,
     )
     to = models.CharField(max_length=320, blank=True, help_text="Direct address (email or phone) when no recipient.")
     category = models.CharField(max_length=64, default="transactional")
@@ -125,7 +128,9 @@ class Notification(models.Model):
 class NotificationEvent(models.Model):
     """One row per status change or delivery attempt: the `events` history."""
 
-    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="events")
+    # No index of its own: event_notif_at_idx (notification, at) serves every lookup by notification,
+    # and three event rows are written per notification on the hot path.
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="events", db_index=False)
     status = models.CharField(max_length=16, choices=Status.choices)
     at = models.DateTimeField()
     detail = models.TextField(blank=True)

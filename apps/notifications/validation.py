@@ -10,7 +10,7 @@ import re
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import validate_email
+from notifier.addresses import validate_email
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers

@@ -1,3 +1,5 @@
+import threading
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
@@ -8,9 +10,10 @@ from rest_framework.views import APIView
 from apps.idempotency.services import HEADER as IDEMPOTENCY_HEADER
 from apps.idempotency.services import idempotent
 
+from ..batch import batch_max, notifications_create_batch, validate_notification
 from ..models import API_CHANNELS, Channel, Status
-from ..selectors import notification_get, notification_list, parse_uuid
 from ..scheduling import Conflict, NotFound, notification_cancel, notification_reschedule, notifications_cancel_group
+from ..selectors import notification_get, notification_list, parse_uuid
 from ..services import notifications_create
 from ..validation import AwareDateTimeField, NotificationInputSerializer
 from .errors import not_found_response
@@ -43,6 +46,54 @@ def _location(notification) -> str:
     return f"/api/v1/notifications/{notification.id}/"
 
 
+_accepted = threading.local()
+
+
+def accepted_body(notification) -> dict:
+    """``NotificationAcceptedSerializer(notification).data``, with the serializer's fields built once per thread."""
+    serializer = getattr(_accepted, "serializer", None)
+    if serializer is None:
+        serializer = _accepted.serializer = NotificationAcceptedSerializer()
+    return serializer.to_representation(notification)
+
+
+class NotificationBatchRequestSerializer(serializers.Serializer):
+    """Schema only: the view checks the envelope and ``batch.notifications_create_batch`` each item."""
+
+    notifications = serializers.ListField(child=serializers.DictField(), max_length=1000)
+
+
+class NotificationBatchView(APIView):
+    """POST /api/v1/notifications/batch/: up to NOTIFIER_BATCH_MAX notifications, one result per item."""
+
+    required_scope = "notifications:write"
+
+    @extend_schema(operation_id="notifications_batch_create", request=NotificationBatchRequestSerializer,
+                   parameters=[IDEMPOTENCY_KEY_PARAMETER],
+                   responses={202: inline_serializer("NotificationBatchResults", {
+                       "results": serializers.ListField(child=serializers.DictField())})})
+    def post(self, request):
+        return idempotent(request, lambda: self._create(request))
+
+    def _create(self, request):
+        data = request.data
+        if not isinstance(data, dict):
+            raise ValidationError({"non_field_errors": ["Expected a JSON object with a 'notifications' list."]})
+        items = data.get("notifications")
+        limit = batch_max()
+        if items is None:
+            raise ValidationError({"notifications": ["This field is required."]})
+        if not isinstance(items, list):
+            kind = type(items).__name__
+            raise ValidationError({"notifications": [f'Expected a list of items but got type "{kind}".']})
+        if not items:
+            raise ValidationError({"notifications": ["This list may not be empty."]})
+        if len(items) > limit:
+            raise ValidationError({"notifications": [f"At most {limit} notifications per batch; got {len(items)}."]})
+        results = notifications_create_batch(items=items, api_key=request.auth)
+        return Response({"results": results}, status=status.HTTP_202_ACCEPTED)
+
+
 class NotificationResourceView(APIView):
     """``/api/v1/notifications/{key}/``: POST with a channel name creates, GET with an id reads."""
 
@@ -64,10 +115,11 @@ class NotificationResourceView(APIView):
             return not_found_response()
         if not request.auth.allows_channel(channel):
             raise PermissionDenied(f"This API key may not send {channel} notifications.")
-        serializer = NotificationInputSerializer(data=request.data, context={"channel": channel})
-        serializer.is_valid(raise_exception=True)
-        notification = notifications_create(specs=[serializer.validated_data], api_key=request.auth)[0]
-        body = NotificationAcceptedSerializer(notification).data
+        # Same result as NotificationInputSerializer(data=..., context={"channel": channel}), without
+        # building the serializer's fields on every request (see batch.ItemValidator).
+        spec = validate_notification(channel=channel, data=request.data)
+        notification = notifications_create(specs=[spec], api_key=request.auth)[0]
+        body = accepted_body(notification)
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": _location(notification)})
 
     @extend_schema(

@@ -1,0 +1,93 @@
+"""Coalescing publishes of small creates: one message for the notifications of many concurrent requests.
+
+A single-notification request used to publish its own task (one message, one
+broker confirm, and on the worker one claim and one result write for one
+row). Under load many requests commit within the same few milliseconds; a
+per-process flusher thread collects their ids for ``NOTIFIER_PUBLISH_COALESCE_MS``
+and publishes them together (still one message per chunk per priority, still
+confirmed). Each request waits for the confirm of the publish that carried its
+ids (at most ``NOTIFIER_PUBLISH_WAIT`` seconds), so a 202 still means the
+broker has the task, and a publish failure is handled exactly as before: the
+rows are marked due and the dispatcher republishes them.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any, Callable
+
+logger = logging.getLogger(__name__)
+
+
+class _Ticket:
+    __slots__ = ("items", "done")
+
+    def __init__(self, items):
+        self.items = items
+        self.done = threading.Event()
+
+
+class CoalescingPublisher:
+    """Collects (id, priority) pairs from many threads and hands them to ``publish`` in one call."""
+
+    def __init__(self, publish: Callable[[list[tuple[Any, str]]], None], *, window: float, max_items: int = 500):
+        self.publish = publish
+        self.window = window
+        self.max_items = max_items
+        self._lock = threading.Lock()
+        self._pending: list[_Ticket] = []
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = None
+
+    def submit(self, items: list[tuple[Any, str]], *, wait: float | None = None) -> bool:
+        """Queue ``items`` for the next flush; wait up to ``wait`` seconds for it. True if it was published."""
+        ticket = _Ticket(list(items))
+        with self._lock:
+            self._ensure_thread()
+            self._pending.append(ticket)
+            count = sum(len(t.items) for t in self._pending)
+        if count >= self.max_items:
+            self._wake.set()  # a full chunk: no reason to wait for the window
+        elif len(self._pending) == 1:
+            self._wake.set()  # start the window
+        if wait is None:
+            return False
+        return ticket.done.wait(wait)
+
+    def _ensure_thread(self) -> None:
+        # After a fork (gunicorn or celery prefork) the parent's thread does not exist in the child.
+        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="notifier-publisher", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            deadline = time.monotonic() + self.window
+            while True:  # let more requests join, unless a chunk is already full
+                with self._lock:
+                    count = sum(len(t.items) for t in self._pending)
+                remaining = deadline - time.monotonic()
+                if count >= self.max_items or remaining <= 0:
+                    break
+                self._wake.wait(remaining)
+                self._wake.clear()
+            with self._lock:
+                tickets, self._pending = self._pending, []
+            if tickets:
+                self._flush(tickets)
+
+    def _flush(self, tickets: list[_Ticket]) -> None:
+        items = [item for t in tickets for item in t.items]
+        try:
+            self.publish(items)
+        except Exception:  # noqa: BLE001 - `publish` handles and logs its own failures; never kill the thread
+            logger.exception("coalesced publish of %d notifications failed", len(items))
+        finally:
+            for ticket in tickets:
+                ticket.done.set()

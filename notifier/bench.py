@@ -1,0 +1,252 @@
+"""Load generation and measurement for ``manage.py bench`` (no Django here).
+
+``run_load`` drives a running notifier through its HTTP API with aiohttp
+(cheap per request, so the load generator does not eat the CPU it measures);
+``ProcSampler`` reads CPU time and resident memory of each process group
+from ``/proc``.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MODES = ("single", "batch", "mixed")
+_CLIENT_ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+\(\d+\)|\[local\]|::1\(\d+\)")
+
+
+# --- statistics --------------------------------------------------------------------------
+
+def percentile(sorted_values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile of an already sorted list (None when empty)."""
+    if not sorted_values:
+        return None
+    rank = max(0, min(len(sorted_values) - 1, math.ceil(p / 100 * len(sorted_values)) - 1))
+    return sorted_values[rank]
+
+
+def summarize(values: list[float]) -> dict[str, float | None]:
+    ordered = sorted(values)
+    return {"n": len(ordered), "p50": percentile(ordered, 50), "p95": percentile(ordered, 95),
+            "p99": percentile(ordered, 99), "max": ordered[-1] if ordered else None}
+
+
+# --- CPU and memory per process group --------------------------------------------------------
+
+def _read(path: str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def classify(pid: int, *, root: str, database: str, own_pid: int) -> str | None:
+    """Which group a process belongs to: api, workers, beat, postgres, rabbitmq, bench, or None."""
+    if pid == own_pid:
+        return "bench"
+    comm = _read(f"/proc/{pid}/comm").strip()
+    cmdline = _read(f"/proc/{pid}/cmdline").replace("\0", " ").strip()
+    if comm == "beam.smp":
+        return "rabbitmq"
+    if comm == "postgres" or cmdline.startswith("postgres:"):
+        # Our database's backends and the server's own processes; not other databases' clients.
+        if database and database in cmdline:
+            return "postgres"
+        return None if _CLIENT_ADDRESS.search(cmdline) or "autovacuum worker" in cmdline else "postgres"
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+    if cwd != root:
+        return None
+    if "gunicorn" in cmdline or "uvicorn" in cmdline:
+        return "api"
+    if "celery" in cmdline and " worker" in cmdline:
+        return "workers"
+    if "celery" in cmdline and " beat" in cmdline:
+        return "beat"
+    return None
+
+
+@dataclass
+class Sample:
+    at: float
+    ticks: dict[int, int]
+    rss: dict[int, int]
+    groups: dict[int, str]
+
+
+class ProcSampler:
+    """CPU seconds (user + system) and resident memory per group between two samples."""
+
+    def __init__(self, *, root: str | Path, database: str, own_pid: int | None = None):
+        self.root = str(Path(root).resolve())
+        self.database = database
+        self.own_pid = own_pid or os.getpid()
+        self.hz = os.sysconf("SC_CLK_TCK")
+        self.page = os.sysconf("SC_PAGE_SIZE")
+
+    def sample(self) -> Sample:
+        ticks, rss, groups = {}, {}, {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            pid = int(entry)
+            group = classify(pid, root=self.root, database=self.database, own_pid=self.own_pid)
+            if group is None:
+                continue
+            stat = _read(f"/proc/{pid}/stat")
+            statm = _read(f"/proc/{pid}/statm").split()
+            if not stat or not statm:
+                continue
+            fields = stat[stat.rfind(")") + 2:].split()
+            ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+            rss[pid] = int(statm[1]) * self.page
+            groups[pid] = group
+        return Sample(time.monotonic(), ticks, rss, groups)
+
+    def delta(self, start: Sample, end: Sample) -> dict[str, dict[str, float]]:
+        """Per group: cpu_seconds, cpu_share (of one core), processes, rss_mb at start and end."""
+        out: dict[str, dict[str, float]] = defaultdict(lambda: {"cpu_seconds": 0.0, "processes": 0,
+                                                                "rss_mb_start": 0.0, "rss_mb_end": 0.0})
+        wall = max(end.at - start.at, 1e-9)
+        for pid, group in end.groups.items():
+            used = end.ticks[pid] - start.ticks.get(pid, 0)
+            out[group]["cpu_seconds"] += max(used, 0) / self.hz
+            out[group]["processes"] += 1
+            out[group]["rss_mb_end"] += end.rss[pid] / 2**20
+        for pid, group in start.groups.items():
+            out[group]["rss_mb_start"] += start.rss[pid] / 2**20
+        for stats in out.values():
+            stats["cpu_share"] = stats["cpu_seconds"] / wall
+        return dict(out)
+
+
+# --- load ------------------------------------------------------------------------------------
+
+@dataclass
+class LoadConfig:
+    url: str
+    api_key: str
+    mode: str = "batch"
+    duration: float = 60.0
+    clients: int = 4
+    batch_size: int = 1000
+    channel: str = "email"
+    rate: float = 0.0  # single mode: requests per second in total (0 = as fast as the clients go)
+    high_rate: float = 20.0  # mixed mode: high-priority singles per second
+    tag: str = "bench"
+    limit: int = 0  # stop after this many notifications were accepted (0 = run for `duration`)
+
+
+@dataclass
+class LoadResult:
+    started: float = 0.0  # wall clock (time.time())
+    ended: float = 0.0
+    accepted: int = 0
+    rejected_items: int = 0
+    requests: int = 0
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def _item(cfg: LoadConfig, n: int, priority: str | None) -> dict:
+    item = {"subject": f"bench {n}", "body": "A benchmark notification from notifier's make bench.",
+            "metadata": {"bench": cfg.tag}}
+    if cfg.channel == "email":
+        item["to"] = f"bench{n % 1000}@example.com"
+    elif cfg.channel == "sms":
+        item = {"to": f"+1202555{n % 10000:04d}", "body": item["body"], "metadata": item["metadata"]}
+    else:
+        raise ValueError("bench drives the email or sms channel")
+    if priority:
+        item["priority"] = priority
+    return item
+
+
+async def run_load(cfg: LoadConfig) -> LoadResult:
+    import aiohttp
+
+    if cfg.mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    result = LoadResult()
+    headers = {"Authorization": f"Bearer {cfg.api_key}", "Content-Type": "application/json"}
+    base = cfg.url.rstrip("/")
+    single_url = f"{base}/api/v1/notifications/{cfg.channel}/"
+    batch_url = f"{base}/api/v1/notifications/batch/"
+    start = time.monotonic()
+    deadline = start + cfg.duration
+    result.started = time.time()
+    pace = {"next": start}
+
+    def done() -> bool:
+        return time.monotonic() >= deadline or (cfg.limit and result.accepted >= cfg.limit)
+
+    async def post(session, url: str, body: bytes, kind: str):
+        t0 = time.perf_counter()
+        try:
+            async with session.post(url, data=body, headers=headers) as response:
+                payload = await response.read()
+                status = response.status
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            result.errors[type(exc).__name__] += 1
+            return None
+        finally:
+            result.requests += 1
+        result.latencies[kind].append(time.perf_counter() - t0)
+        if status != 202:
+            result.errors[f"HTTP {status}"] += 1
+            return None
+        return json.loads(payload)
+
+    async def single_client(session, priority: str | None, kind: str, rate: float, counter: list[int]):
+        while not done():
+            if rate:
+                slot = pace["next"]
+                pace["next"] = max(slot, time.monotonic() - 1.0) + 1.0 / rate
+                delay = slot - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if done():
+                    break
+            counter[0] += 1
+            body = json.dumps(_item(cfg, counter[0], priority)).encode()
+            if await post(session, single_url, body, kind) is not None:
+                result.accepted += 1
+
+    async def batch_client(session, priority: str | None, index: int):
+        items = [{"channel": cfg.channel, **_item(cfg, index * cfg.batch_size + i, priority)}
+                 for i in range(cfg.batch_size)]
+        body = json.dumps({"notifications": items}).encode()  # the same content each time: ids differ
+        while not done():
+            answer = await post(session, batch_url, body, "batch")
+            if answer is None:
+                continue
+            for r in answer.get("results", []):
+                if "id" in r:
+                    result.accepted += 1
+                else:
+                    result.rejected_items += 1
+
+    connector = aiohttp.TCPConnector(limit=cfg.clients + 8, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        if cfg.mode == "single":
+            counter = [0]
+            tasks = [single_client(session, None, "single", cfg.rate, counter) for _ in range(cfg.clients)]
+        elif cfg.mode == "batch":
+            tasks = [batch_client(session, None, i) for i in range(cfg.clients)]
+        else:
+            counter = [10_000_000]  # a few paced clients, so one slow answer does not stall the trickle
+            tasks = [batch_client(session, "low", i) for i in range(cfg.clients)] + [
+                single_client(session, "high", "single_high", cfg.high_rate, counter) for _ in range(4)]
+        await asyncio.gather(*tasks)
+    result.ended = time.time()
+    return result

@@ -1,0 +1,86 @@
+"""``manage.py bench`` against a stack started here: gunicorn + a worker with the null provider."""
+from __future__ import annotations
+
+import io
+import json
+import socket
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from apps.notifications.models import Notification
+from tests.stack import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+NULL_PROVIDERS = {"NOTIFIER_EMAIL_PROVIDERS": "null", "NOTIFIER_SMS_PROVIDERS": "null"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def api_server(stack):
+    port = _free_port()
+    proc = stack._start(
+        [str(Path(sys.executable).with_name("gunicorn")), "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", "1", "--threads", "4", "--worker-class", "gthread", "--no-control-socket"],
+        "gunicorn", NULL_PROVIDERS,
+    )
+
+    def answers():
+        if not proc.alive():
+            raise AssertionError(f"gunicorn exited:\n{proc.output()}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/notifications/", timeout=1)
+        except urllib.error.HTTPError:
+            return True  # 401: it is up
+        except OSError:
+            return False
+        return True
+
+    wait_for(answers, timeout=30, interval=0.2, message="gunicorn to answer")
+    return f"http://127.0.0.1:{port}"
+
+
+def _bench(**options) -> dict:
+    out = io.StringIO()
+    call_command("bench", json=True, stdout=out, **options)
+    return json.loads(out.getvalue())
+
+
+def test_bench_batch_mode_sends_everything_it_posted_and_reports_sane_figures(stack, api_server):
+    stack.worker(concurrency=2, env=NULL_PROVIDERS)
+
+    report = _bench(url=api_server, mode="batch", clients=1, batch_size=100, limit=200, duration=60,
+                    drain_timeout=60)
+
+    assert report["accepted"] == 200 and report["rejected_items"] == 0 and report["errors"] == {}
+    assert report["by_status"] == {"sent": 200} and report["lost"] == 0 and report["drained"]
+    assert report["accepted_per_s"] > 0 and report["sent_per_s_end_to_end"] > 0
+    latency = report["created_to_sent_s"]["all"]
+    assert latency["sent"] == 200 and 0 <= latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
+    assert report["request_latency_s"]["batch"]["n"] == 2
+    assert report["cpu_until_drained"]["api"]["cpu_seconds"] > 0
+    assert report["cpu_until_drained"]["workers"]["cpu_seconds"] > 0
+    assert Notification.objects.count() == 0, "the run's rows are deleted afterwards"
+
+
+def test_bench_mixed_mode_reports_high_priority_latency_separately(stack, api_server):
+    stack.worker(concurrency=2, env=NULL_PROVIDERS)
+
+    report = _bench(url=api_server, mode="mixed", clients=1, batch_size=50, high_rate=20, duration=2,
+                    drain_timeout=60, keep=True)
+
+    assert report["lost"] == 0 and report["drained"]
+    assert report["created_to_sent_s"]["low"]["sent"] >= 50
+    assert report["created_to_sent_s"]["high"]["sent"] >= 1
+    assert report["request_latency_s"]["single_high"]["n"] >= 1
+    assert Notification.objects.filter(priority="high", status="sent").count() == \
+        report["created_to_sent_s"]["high"]["sent"]

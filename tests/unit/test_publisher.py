@@ -1,0 +1,48 @@
+"""The coalescing publisher: many small submits, few publishes, every item exactly once."""
+import threading
+
+from apps.notifications.publisher import CoalescingPublisher
+
+
+def test_concurrent_submits_share_one_publish_and_every_caller_is_released():
+    calls = []
+    publisher = CoalescingPublisher(calls.append, window=0.2)
+    barrier = threading.Barrier(10)
+    confirmed = []
+
+    def request(i):
+        barrier.wait()
+        confirmed.append(publisher.submit([(f"id{i}", "normal")], wait=5))
+
+    threads = [threading.Thread(target=request, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert confirmed == [True] * 10
+    assert sorted(i for call in calls for i, _ in call) == sorted(f"id{i}" for i in range(10))
+    assert len(calls) < 10
+
+
+def test_a_full_chunk_is_published_without_waiting_for_the_window():
+    calls = []
+    publisher = CoalescingPublisher(calls.append, window=30, max_items=3)
+
+    assert publisher.submit([("a", "low"), ("b", "low"), ("c", "low")], wait=5) is True
+    assert calls == [[("a", "low"), ("b", "low"), ("c", "low")]]
+
+
+def test_a_failing_publish_releases_the_waiters_and_the_next_submit_still_works():
+    calls = []
+
+    def publish(items):
+        calls.append(items)
+        if len(calls) == 1:
+            raise RuntimeError("broker down")
+
+    publisher = CoalescingPublisher(publish, window=0.001)
+
+    assert publisher.submit([("x", "high")], wait=5) is True
+    assert publisher.submit([("y", "high")], wait=5) is True
+    assert calls == [[("x", "high")], [("y", "high")]]
