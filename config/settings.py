@@ -139,6 +139,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Channels clients may post (ChannelEnum) and every channel a notification may have (webhook too).
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelEnum": [("email", "Email"), ("sms", "Sms"), ("push", "Push"), ("in_app", "In App")],
+        "NotificationChannelEnum": "apps.notifications.models.Channel",
+    },
 }
 
 # --- Email (SMTP) ---------------------------------------------------------------

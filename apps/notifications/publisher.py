@@ -18,15 +18,18 @@ import threading
 import time
 from typing import Any, Callable
 
+from notifier.context import get_request_id, reset_request_id, set_request_id
+
 logger = logging.getLogger(__name__)
 
 
 class _Ticket:
-    __slots__ = ("items", "done")
+    __slots__ = ("items", "done", "request_id")
 
     def __init__(self, items):
         self.items = items
         self.done = threading.Event()
+        self.request_id = get_request_id()  # the submitting request's, for the task headers
 
 
 class CoalescingPublisher:
@@ -84,10 +87,14 @@ class CoalescingPublisher:
 
     def _flush(self, tickets: list[_Ticket]) -> None:
         items = [item for t in tickets for item in t.items]
+        # The message carries the request id of the request(s) whose notifications it holds.
+        request_ids = list(dict.fromkeys(t.request_id for t in tickets if t.request_id))
+        token = set_request_id("+".join(request_ids)[:128] or None)
         try:
             self.publish(items)
         except Exception:  # noqa: BLE001 - `publish` handles and logs its own failures; never kill the thread
             logger.exception("coalesced publish of %d notifications failed", len(items))
         finally:
+            reset_request_id(token)
             for ticket in tickets:
                 ticket.done.set()
