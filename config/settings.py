@@ -231,7 +231,7 @@ NOTIFIER_INBOX_STREAM_RETRY_MS = env_int("NOTIFIER_INBOX_STREAM_RETRY_MS", 3000)
 NOTIFIER_INBOX_PUBSUB_PREFIX = env_str(
     "NOTIFIER_INBOX_PUBSUB_PREFIX", f"notifier:{DATABASES['default'].get('NAME') or 'notifier'}:inbox:")
 # Threads that run the sync (WSGI) Django app inside the ASGI server (config/asgi.py).
-NOTIFIER_WEB_THREADS = env_int("NOTIFIER_WEB_THREADS", 4)
+NOTIFIER_WEB_THREADS = env_int("NOTIFIER_WEB_THREADS", 8)
 # Paths served by Django's ASGI handler (async views) instead of the thread pool.
 NOTIFIER_ASYNC_PATHS = env_list("NOTIFIER_ASYNC_PATHS", ["/api/v1/inbox/stream/"])
 
