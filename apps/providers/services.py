@@ -127,6 +127,9 @@ def sms_status_callback_apply(*, sid: str, message_status: str, error_code: str 
                                          provider=notification.provider)
         entered = [(notification.channel, notification.category, notification.priority, new)]
         transaction.on_commit(lambda: metrics.notifications_entered(entered))
+        from apps.webhooks.services import webhook_events_emit
+
+        webhook_events_emit(event=f"notification.{new}", notification_ids=[notification.pk], now=now)
         reason = (SuppressionReason.INVALID_NUMBER if error_code in TWILIO_INVALID_NUMBER else
                   SuppressionReason.CARRIER_OPT_OUT if error_code in TWILIO_OPTED_OUT else "")
         address = notification.to or (notification.recipient.phone if notification.recipient else "")

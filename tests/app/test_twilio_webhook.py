@@ -1,4 +1,6 @@
 """POST /api/v1/webhooks/twilio/status/: Twilio's status callbacks, checked by X-Twilio-Signature alone."""
+import json
+
 import pytest
 from django.test import Client
 from django.utils import timezone
@@ -132,3 +134,21 @@ def test_it_refuses_everything_when_twilio_is_not_configured(settings):
     n = _sent_sms()
     response = _callback(n.provider_message_id, "delivered")
     assert response.status_code == status.HTTP_403_FORBIDDEN
+
+
+def test_a_delivery_receipt_emits_notification_delivered_to_subscribed_webhook_endpoints(settings):
+    from apps.webhooks.services import webhook_endpoint_create
+
+    settings.NOTIFIER_WEBHOOK_ALLOW_PRIVATE = True
+    endpoint = webhook_endpoint_create(url="http://127.0.0.1:9/hook", events=["notification.delivered"])
+    n = _sent_sms()
+
+    assert _callback(n.provider_message_id, "delivered").status_code == status.HTTP_200_OK
+
+    [delivery] = Notification.objects.filter(channel="webhook")
+    assert delivery.status == "queued"
+    assert delivery.to == str(endpoint.pk)
+    assert delivery.metadata == {"event": "notification.delivered", "notification_id": str(n.pk)}
+    body = json.loads(delivery.content["body"])
+    assert body["type"] == "notification.delivered"
+    assert body["data"]["id"] == str(n.pk) and body["data"]["status"] == "delivered"
