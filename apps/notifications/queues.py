@@ -125,15 +125,3 @@ def process_dead_letters(*, limit: int | None, select, handle, consume: bool = T
         finally:
             channel.close()
     return handled, len(pending)
-
-
-def dead_letter_depth() -> int:
-    from config.celery_app import app
-
-    with app.connection_for_write() as conn:
-        channel = conn.channel()
-        try:
-            _, count, _ = dead_letter_queue().bind(channel).queue_declare(passive=False)
-            return count
-        finally:
-            channel.close()
