@@ -26,7 +26,9 @@ run: setup
 	@echo "notifier: API http://127.0.0.1:8000/api/v1/  admin /admin/  mail in var/mail/"
 	@echo "          Flower http://127.0.0.1:5555 (login $${FLOWER_BASIC_AUTH:-$$(grep '^FLOWER_BASIC_AUTH=' .env | cut -d= -f2-)})"
 	@echo "          metrics http://127.0.0.1:8000/metrics  health /healthz  readiness /readyz"
-	PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)" $(BIN)/honcho start -f Procfile
+	@# --env /dev/null: honcho would otherwise load .env OVER the environment (DEBUG=0 make run would run
+	@# with DEBUG=1). The processes read .env themselves (config/settings.py), without overriding.
+	PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)" $(BIN)/honcho start -f Procfile --env /dev/null
 
 test: venv .env services
 	@bash notifier/devtools/ensure_chromium.sh
