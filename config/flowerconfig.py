@@ -34,6 +34,11 @@ if not _credentials and not os.environ.get("FLOWER_AUTH"):
 if _credentials:
     basic_auth = _credentials
 
+# Flower normally switches task events on in every worker it sees (a control command every few
+# seconds), which overrides CELERY_WORKER_SEND_TASK_EVENTS=0: three more messages per task. Follow
+# the setting instead, so a deployment that turned events off for throughput keeps them off.
+enable_events = bool(app.conf.worker_send_task_events)
+
 # Keep the UI responsive with many tasks; workers are listed even when offline for a while.
 max_tasks = int(os.environ.get("FLOWER_MAX_TASKS", "10000"))
 
