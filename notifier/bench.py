@@ -114,6 +114,15 @@ class ProcSampler:
             groups[pid] = group
         return Sample(time.monotonic(), ticks, rss, groups)
 
+    @staticmethod
+    def rss_mb(sample: Sample, groups: tuple[str, ...] = ("api", "workers", "beat")) -> dict[str, float]:
+        """Resident memory of each group in ``sample``, in MB."""
+        out = dict.fromkeys(groups, 0.0)
+        for pid, group in sample.groups.items():
+            if group in out:
+                out[group] += sample.rss[pid] / 2**20
+        return out
+
     def delta(self, start: Sample, end: Sample) -> dict[str, dict[str, float]]:
         """Per group: cpu_seconds, cpu_share (of one core), processes, rss_mb at start and end."""
         out: dict[str, dict[str, float]] = defaultdict(lambda: {"cpu_seconds": 0.0, "processes": 0,
@@ -157,6 +166,27 @@ class LoadResult:
     requests: int = 0
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def rss_growth(timeline: list[tuple[float, dict[str, float]]], *, warmup: float) -> dict[str, dict[str, float]]:
+    """Per group: resident memory at the first sample after ``warmup`` seconds of load, at the
+    end, the largest, and the growth between the first two in percent.
+
+    A process grows while it warms up (imports, connection pools, caches filling);
+    a leak keeps growing after that, so growth is measured from the end of the warm-up.
+    """
+    if not timeline:
+        return {}
+    after = [(t, mb) for t, mb in timeline if t >= warmup] or timeline[-1:]
+    first_t, first = after[0]
+    last_t, last = timeline[-1]
+    out = {}
+    for group in first:
+        start, end = first[group], last.get(group, 0.0)
+        out[group] = {"at_s": round(first_t, 1), "start_mb": start, "end_s": round(last_t, 1), "end_mb": end,
+                      "max_mb": max(mb.get(group, 0.0) for _, mb in after),
+                      "growth_pct": (end - start) / start * 100 if start else 0.0}
+    return out
 
 
 def _item(cfg: LoadConfig, n: int, priority: str | None) -> dict:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -50,6 +51,12 @@ class Command(BaseCommand):
                             help="Seconds to wait after the load for every notification to be sent.")
         parser.add_argument("--keep", action="store_true", help="Keep the run's rows (default: delete them).")
         parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
+        parser.add_argument("--rss-every", type=float, default=0.0,
+                            help="Sample the resident memory of the API, workers and beat every this many seconds "
+                                 "during the load (default: a tenth of --duration, at least 5 s).")
+        parser.add_argument("--warmup", type=float, default=60.0,
+                            help="Memory growth is measured from the first sample after this many seconds of load "
+                                 "(default %(default)s; less for a shorter run).")
 
     def handle(self, *args, **opts):
         from apps.apikeys.models import ApiKey
@@ -74,13 +81,26 @@ class Command(BaseCommand):
             self._check_reachable(cfg)
             self._vacuum()  # rows an earlier run kept or left behind
             before = sampler.sample()
-            load = asyncio.run(bench.run_load(cfg))
+            timeline: list = []
+            stop = threading.Event()
+            every = opts["rss_every"] or max(5.0, cfg.duration / 10)
+            watcher = threading.Thread(target=self._watch_rss, args=(sampler, before.at, every, timeline, stop),
+                                       daemon=True)
+            watcher.start()
+            try:
+                load = asyncio.run(bench.run_load(cfg))
+            finally:
+                stop.set()
+                watcher.join()
             after_load = sampler.sample()
+            timeline.append((after_load.at - before.at, sampler.rss_mb(after_load)))
             drained, waited = self._drain(key_id, opts["drain_timeout"])
             after_drain = sampler.sample()
             report = self._report(cfg, load, key_id, drained, waited,
                                   cpu_load=sampler.delta(before, after_load),
                                   cpu_total=sampler.delta(before, after_drain))
+            warmup = min(opts["warmup"], cfg.duration / 5)
+            report["rss_during_load"] = bench.rss_growth(timeline, warmup=warmup)
             if opts["json"]:
                 self.stdout.write(json.dumps(report, indent=2, default=str))
             else:
@@ -93,6 +113,13 @@ class Command(BaseCommand):
                 self._cleanup(key_id)
 
     # --- steps -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _watch_rss(sampler, started: float, every: float, timeline: list, stop) -> None:
+        """Resident memory of the service's processes every ``every`` seconds until ``stop``."""
+        while not stop.wait(every):
+            sample = sampler.sample()
+            timeline.append((sample.at - started, sampler.rss_mb(sample)))
 
     def _check_reachable(self, cfg) -> None:
         import urllib.error
@@ -223,6 +250,12 @@ class Command(BaseCommand):
                 f"    {group:9s} {a['cpu_seconds']:7.1f} s ({a['cpu_share']:.2f}) | {b['cpu_seconds']:7.1f} s "
                 f"({b['cpu_share']:.2f})  procs {b.get('processes', 0):<3} "
                 f"RSS {b.get('rss_mb_start', 0):.0f} -> {b.get('rss_mb_end', 0):.0f} MB")
+        rss = r.get("rss_during_load") or {}
+        if rss:
+            lines.append("  resident memory during the load, from the end of the warm-up:")
+            for group, v in rss.items():
+                lines.append(f"    {group:9s} {v['start_mb']:.0f} MB at {v['at_s']:.0f} s -> {v['end_mb']:.0f} MB at "
+                             f"{v['end_s']:.0f} s ({v['growth_pct']:+.1f}%), max {v['max_mb']:.0f} MB")
         lines.append("  (postgres: the server's own processes and this database's backends; rabbitmq: the whole "
                      "broker, shared with anything else using it)")
         return "\n".join(lines)
