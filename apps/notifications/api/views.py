@@ -50,11 +50,20 @@ _accepted = threading.local()
 
 
 def accepted_body(notification) -> dict:
-    """``NotificationAcceptedSerializer(notification).data``, with the serializer's fields built once per thread."""
-    serializer = getattr(_accepted, "serializer", None)
-    if serializer is None:
-        serializer = _accepted.serializer = NotificationAcceptedSerializer()
-    return serializer.to_representation(notification)
+    """``NotificationAcceptedSerializer(notification).data``, with the serializer's fields built once per thread.
+
+    Every field of that serializer reads the attribute of its own name, so its loop reduces to
+    ``field.to_representation(value)`` (None stays None): the same values without DRF's per-field
+    ``get_attribute`` walk and ``SkipField`` checks (``tests/app/test_notifications_api.py`` compares).
+    """
+    fields = getattr(_accepted, "fields", None)
+    if fields is None:
+        serializer = NotificationAcceptedSerializer()
+        readable = list(serializer._readable_fields)
+        assert all(f.source_attrs == [f.field_name] for f in readable), "accepted_body expects plain fields"
+        fields = _accepted.fields = [(f.field_name, f.to_representation) for f in readable]
+    return {name: None if (value := getattr(notification, name)) is None else represent(value)
+            for name, represent in fields}
 
 
 class NotificationBatchRequestSerializer(serializers.Serializer):
