@@ -56,11 +56,12 @@ MIDDLEWARE = [
     "apps.ops.middleware.MetricsMiddleware",  # operations: API latency and status codes
     "apps.notifications.api.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's session, CSRF, auth and messages middleware, skipped for /api/ (browser pages only).
+    "apps.ops.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "apps.ops.middleware.CsrfViewMiddleware",
+    "apps.ops.middleware.AuthenticationMiddleware",
+    "apps.ops.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import time
 
+from django.contrib.auth import middleware as _auth
+from django.contrib.messages import middleware as _messages
+from django.contrib.sessions import middleware as _session
+from django.middleware import csrf as _csrf
+
 from notifier import metrics
 from notifier.context import clean_request_id, new_request_id, reset_request_id, set_request_id
 
@@ -44,3 +49,41 @@ class MetricsMiddleware:
         route = match.route if match is not None and match.route else "unmatched"
         metrics.http_request(request.method, route, response.status_code, time.perf_counter() - started)
         return response
+
+
+# --- Browser-only middleware ---------------------------------------------------------
+# Sessions, CSRF, the user and messages serve the admin and other browser pages. The API
+# authenticates every request by its Bearer key (DRF views are CSRF-exempt and never touch the
+# session), yet Django ran all four around each API request: reading cookies, building lazy
+# session, user and message storage, checking them again on the way out. These subclasses
+# (subclasses, so the admin's system checks still find them) pass API requests straight through.
+
+API_PREFIX = "/api/"
+
+
+class _BrowserOnly:
+    def __call__(self, request):
+        if request.path_info.startswith(API_PREFIX):
+            return self.get_response(request)  # under ASGI a coroutine, which the caller awaits
+        return super().__call__(request)
+
+
+class SessionMiddleware(_BrowserOnly, _session.SessionMiddleware):
+    """Django's, for every path but /api/."""
+
+
+class CsrfViewMiddleware(_BrowserOnly, _csrf.CsrfViewMiddleware):
+    """Django's, for every path but /api/ (DRF's views are CSRF-exempt anyway)."""
+
+    def process_view(self, request, callback, callback_args, callback_kwargs):
+        if request.path_info.startswith(API_PREFIX):
+            return None  # its process_request did not run
+        return super().process_view(request, callback, callback_args, callback_kwargs)
+
+
+class AuthenticationMiddleware(_BrowserOnly, _auth.AuthenticationMiddleware):
+    """Django's, for every path but /api/ (the API authenticates by key, in DRF)."""
+
+
+class MessageMiddleware(_BrowserOnly, _messages.MessageMiddleware):
+    """Django's, for every path but /api/."""
