@@ -186,6 +186,8 @@ NOTIFIER_BATCH_MAX = env_int("NOTIFIER_BATCH_MAX", 1000)
 # a request waits at most NOTIFIER_PUBLISH_WAIT s for the broker's confirm of its message.
 NOTIFIER_PUBLISH_COALESCE_MS = env_float("NOTIFIER_PUBLISH_COALESCE_MS", 2.0)
 NOTIFIER_PUBLISH_WAIT = env_float("NOTIFIER_PUBLISH_WAIT", 5.0)
+# Single creates of concurrent requests share one policy check, insert and publish (groupcommit.py).
+NOTIFIER_GROUP_COMMIT = env_bool("NOTIFIER_GROUP_COMMIT", True)
 NOTIFIER_PUBLIC_URL = env_str("NOTIFIER_PUBLIC_URL", "http://127.0.0.1:8000")
 
 # --- Providers: Twilio, FCM, Web Push, extra SMTP relays, circuit breakers -----------

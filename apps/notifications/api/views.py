@@ -14,7 +14,7 @@ from ..batch import batch_max, notifications_create_batch, validate_notification
 from ..models import API_CHANNELS, Channel, Status
 from ..scheduling import Conflict, NotFound, notification_cancel, notification_reschedule, notifications_cancel_group
 from ..selectors import notification_get, notification_list, parse_uuid
-from ..services import notifications_create
+from ..services import notification_create_single
 from ..validation import AwareDateTimeField, NotificationInputSerializer
 from .errors import not_found_response
 from .serializers import NotificationAcceptedSerializer, NotificationDetailSerializer, NotificationListItemSerializer
@@ -127,7 +127,7 @@ class NotificationResourceView(APIView):
         # Same result as NotificationInputSerializer(data=..., context={"channel": channel}), without
         # building the serializer's fields on every request (see batch.ItemValidator).
         spec = validate_notification(channel=channel, data=request.data)
-        notification = notifications_create(specs=[spec], api_key=request.auth)[0]
+        notification = notification_create_single(spec=spec, api_key=request.auth)
         body = accepted_body(notification)
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": _location(notification)})
 
