@@ -56,10 +56,10 @@ MIDDLEWARE = [
     "apps.ops.middleware.MetricsMiddleware",  # operations: API latency and status codes
     "apps.notifications.api.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # Django's session, CSRF, auth and messages middleware, skipped for /api/ (browser pages only).
-    "apps.ops.middleware.SessionMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "apps.ops.middleware.CsrfViewMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    # Django's auth and messages middleware, skipped for /api/ (browser pages only).
     "apps.ops.middleware.AuthenticationMiddleware",
     "apps.ops.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -5,8 +5,6 @@ import time
 
 from django.contrib.auth import middleware as _auth
 from django.contrib.messages import middleware as _messages
-from django.contrib.sessions import middleware as _session
-from django.middleware import csrf as _csrf
 
 from notifier import metrics
 from notifier.context import clean_request_id, new_request_id, reset_request_id, set_request_id
@@ -52,11 +50,13 @@ class MetricsMiddleware:
 
 
 # --- Browser-only middleware ---------------------------------------------------------
-# Sessions, CSRF, the user and messages serve the admin and other browser pages. The API
-# authenticates every request by its Bearer key (DRF views are CSRF-exempt and never touch the
-# session), yet Django ran all four around each API request: reading cookies, building lazy
-# session, user and message storage, checking them again on the way out. These subclasses
+# The user and messages serve the admin and other browser pages. The API authenticates every
+# request by its Bearer key in DRF, yet Django built a lazy user and message storage (reading the
+# cookies) around each API request and checked the storage again on the way out. These subclasses
 # (subclasses, so the admin's system checks still find them) pass API requests straight through.
+# Sessions and CSRF stay Django's own classes for every path: `check --deploy` looks for them by
+# their exact dotted paths (security.W003, W011, W016), and they cost little on a request without
+# cookies.
 
 API_PREFIX = "/api/"
 
@@ -66,19 +66,6 @@ class _BrowserOnly:
         if request.path_info.startswith(API_PREFIX):
             return self.get_response(request)  # under ASGI a coroutine, which the caller awaits
         return super().__call__(request)
-
-
-class SessionMiddleware(_BrowserOnly, _session.SessionMiddleware):
-    """Django's, for every path but /api/."""
-
-
-class CsrfViewMiddleware(_BrowserOnly, _csrf.CsrfViewMiddleware):
-    """Django's, for every path but /api/ (DRF's views are CSRF-exempt anyway)."""
-
-    def process_view(self, request, callback, callback_args, callback_kwargs):
-        if request.path_info.startswith(API_PREFIX):
-            return None  # its process_request did not run
-        return super().process_view(request, callback, callback_args, callback_kwargs)
 
 
 class AuthenticationMiddleware(_BrowserOnly, _auth.AuthenticationMiddleware):

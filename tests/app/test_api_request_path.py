@@ -48,7 +48,7 @@ def test_an_accept_header_without_json_still_gets_406(api):
     assert response.status_code == status.HTTP_406_NOT_ACCEPTABLE
 
 
-def test_api_requests_set_no_session_or_csrf_cookie_and_keep_their_security_headers(api):
+def test_api_requests_set_no_cookie_and_keep_their_security_headers(api):
     api.cookies["csrftoken"] = "x" * 32
     response = api.post("/api/v1/notifications/email/", EMAIL, format="json")
     assert response.status_code == status.HTTP_202_ACCEPTED
@@ -57,7 +57,7 @@ def test_api_requests_set_no_session_or_csrf_cookie_and_keep_their_security_head
     assert response["X-Request-ID"]
 
 
-def test_the_admin_still_has_sessions_csrf_and_users(admin_user):
+def test_the_admin_still_has_sessions_csrf_users_and_messages(admin_user):
     client = APIClient(enforce_csrf_checks=True)
     login = client.get("/admin/login/")
     assert login.status_code == 200
