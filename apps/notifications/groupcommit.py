@@ -143,7 +143,7 @@ class GroupCommitter:
 
 def create_group(tickets: list[_Ticket]) -> None:
     """Create every ticket's specs together; set each ticket's ``result`` or ``error`` (not ``done``)."""
-    from .services import _count_created, _publish_or_mark_due, notifications_create, notifications_insert
+    from .services import _count_created, enqueue_after_commit, notifications_create, notifications_insert
 
     now = timezone.now()
     specs = [spec for ticket in tickets for spec in ticket.specs]
@@ -189,7 +189,7 @@ def create_group(tickets: list[_Ticket]) -> None:
         ids = list(dict.fromkeys(t.request_id for t in created if t.request_id))
         token = set_request_id("+".join(ids)[:128] or None)
         try:
-            _publish_or_mark_due(to_publish)
+            enqueue_after_commit(to_publish, coalesce=False)  # the group is the coalesced message
         finally:
             reset_request_id(token)
 

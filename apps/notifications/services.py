@@ -137,14 +137,15 @@ def _count_created(rows: list[tuple[str, str, str, str]], ids: list) -> None:
                 "last_id": str(ids[-1])})
 
 
-def enqueue_after_commit(items: list[tuple[Any, str]]) -> None:
+def enqueue_after_commit(items: list[tuple[Any, str]], *, coalesce: bool = True) -> None:
     """Publish delivery tasks; if the broker is unreachable, leave the rows due for the dispatcher.
 
     A few items (the single endpoint) join those of concurrent requests in one
     message (``NOTIFIER_PUBLISH_COALESCE_MS``, see ``publisher.py``); the caller
-    still waits for the broker's confirm of that message.
+    still waits for the broker's confirm of that message. ``coalesce=False``: the
+    caller has already gathered them (the group committer), publish at once.
     """
-    publisher = _coalescing_publisher()
+    publisher = _coalescing_publisher() if coalesce else None
     if publisher is not None and len(items) < publisher.max_items:
         publisher.submit(items, wait=settings.NOTIFIER_PUBLISH_WAIT)
         return

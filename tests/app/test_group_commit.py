@@ -41,7 +41,7 @@ def _post_concurrently(raw_key: str, bodies: list[dict]) -> list:
 def publishes(monkeypatch):
     """Record what the committer publishes (instead of publishing)."""
     calls: list[list] = []
-    monkeypatch.setattr(services, "_publish_or_mark_due", lambda items: calls.append(list(items)))
+    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, coalesce=True: calls.append(list(items)))
     return calls
 
 
@@ -105,7 +105,7 @@ def test_a_failing_insert_fails_only_the_request_it_belongs_to(api_key, publishe
 def test_a_failing_policy_check_reruns_each_request_alone(api_key, monkeypatch):
     real = services.policy.at_acceptance
     published = []
-    monkeypatch.setattr(services, "enqueue_after_commit", lambda items: published.extend(items))
+    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, coalesce=True: published.extend(items))
 
     def at_acceptance(specs, now):
         if len(specs) > 1:
@@ -129,7 +129,7 @@ def test_a_committer_error_reaches_every_waiting_request_and_the_thread_lives_on
     with pytest.raises(ZeroDivisionError):
         committer.submit([spec("a@example.com")], api_key.api_key)
     monkeypatch.undo()
-    monkeypatch.setattr(services, "_publish_or_mark_due", lambda items: None)
+    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, coalesce=True: None)
     [notification] = committer.submit([spec("b@example.com")], api_key.api_key)
     assert Notification.objects.get(id=notification.id).status == "queued"
     committer.stop()
