@@ -59,8 +59,9 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # Django's auth and messages middleware, skipped for /api/ (browser pages only).
+    "apps.ops.middleware.AuthenticationMiddleware",
+    "apps.ops.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -128,6 +129,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["apps.apikeys.permissions.HasScope"],
     "DEFAULT_PARSER_CLASSES": ["apps.notifications.api.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.notifications.api.negotiation.JSONFirstContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.notifications.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -184,6 +186,8 @@ NOTIFIER_BATCH_MAX = env_int("NOTIFIER_BATCH_MAX", 1000)
 # a request waits at most NOTIFIER_PUBLISH_WAIT s for the broker's confirm of its message.
 NOTIFIER_PUBLISH_COALESCE_MS = env_float("NOTIFIER_PUBLISH_COALESCE_MS", 2.0)
 NOTIFIER_PUBLISH_WAIT = env_float("NOTIFIER_PUBLISH_WAIT", 5.0)
+# Single creates of concurrent requests share one policy check, insert and publish (groupcommit.py).
+NOTIFIER_GROUP_COMMIT = env_bool("NOTIFIER_GROUP_COMMIT", True)
 NOTIFIER_PUBLIC_URL = env_str("NOTIFIER_PUBLIC_URL", "http://127.0.0.1:8000")
 
 # --- Providers: Twilio, FCM, Web Push, extra SMTP relays, circuit breakers -----------

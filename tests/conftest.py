@@ -74,6 +74,10 @@ def _defaults(request):
         ensure_default_categories()
     yield
     providers_for.cache_clear()
+    if wants_db == "transactional_db":
+        from apps.notifications.groupcommit import group_committer_stop
+
+        group_committer_stop()  # its connection would keep the test database busy
 
 
 @pytest.fixture

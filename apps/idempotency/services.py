@@ -35,6 +35,7 @@ from rest_framework.response import Response
 from .models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
+HEADER_META = "HTTP_IDEMPOTENCY_KEY"  # how WSGI/ASGI name it in request.META
 MAX_KEY_LENGTH = 255
 KEPT_HEADERS = ("Location",)
 TABLE = IdempotencyRecord._meta.db_table
@@ -61,7 +62,8 @@ def request_fingerprint(method: str, path: str, data) -> str:
 
 def idempotent(request, producer: Callable[[], Response]) -> Response:
     """Run ``producer`` under the request's ``Idempotency-Key`` header, if it has one."""
-    key = request.headers.get(HEADER)
+    # request.META, not request.headers: the latter builds a mapping of every header per request.
+    key = request.META.get(HEADER_META)
     if key is None:
         return producer()
     fingerprint = request_fingerprint(request.method, request.path, request.data)

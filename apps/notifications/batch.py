@@ -25,7 +25,7 @@ from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from .models import API_CHANNELS
 from .services import NotificationSpec, notifications_create
-from .validation import MAX_JSON_DEPTH, JSONObjectField, NotificationInputSerializer, _depth
+from .validation import MAX_JSON_DEPTH, JSONObjectField, NotificationInputSerializer, StrictCharField, _depth
 
 _BAD = object()
 _CHANNELS = frozenset(c.value for c in API_CHANNELS)
@@ -88,7 +88,8 @@ def _lean_check(serializer: serializers.Serializer, field: serializers.Field):
     """An inline check equivalent to ``field.run_validation`` for valid input, or None."""
     if getattr(serializer, f"validate_{field.field_name}", None) is not None:
         return None
-    if type(field) is serializers.CharField and \
+    # StrictCharField only adds "a str, not coerced", which the inline check demands too.
+    if type(field) in (serializers.CharField, StrictCharField) and \
             all(isinstance(v, _PLAIN_CHAR_VALIDATORS) for v in field.validators):
         return _lean_char(field)
     if type(field) is serializers.ChoiceField and not field.validators:

@@ -64,10 +64,38 @@ def notifications_create(*, specs: list[NotificationSpec], api_key=None) -> list
     """
     now = timezone.now()
     policy.at_acceptance(specs, now)
+    api_key_id = api_key.pk if api_key is not None else None
+    notifications = notifications_insert(specs=specs, api_key_ids=[api_key_id] * len(specs), now=now)
+    created = [(n.channel, n.category, n.priority, n.status) for n in notifications]
+    created_ids = [n.id for n in notifications]
+    transaction.on_commit(lambda: _count_created(created, created_ids))
+    to_publish = [(n.id, n.priority) for n in notifications if n.status == Status.QUEUED]
+    if to_publish:
+        transaction.on_commit(lambda: enqueue_after_commit(to_publish))
+    return notifications
+
+
+def notification_create_single(*, spec: NotificationSpec, api_key=None) -> Notification:
+    """One notification (the single endpoint): joins concurrent ones in a group commit when it can.
+
+    Inside a transaction (an ``Idempotency-Key`` request stores its response in the same one) the
+    rows must commit with it, so it is created here, on this connection; otherwise the process's
+    group committer creates it together with those of concurrent requests (``groupcommit.py``).
+    """
+    from .groupcommit import group_committer
+
+    committer = group_committer()
+    if committer is None or transaction.get_connection().in_atomic_block:
+        return notifications_create(specs=[spec], api_key=api_key)[0]
+    return committer.submit([spec], api_key)[0]
+
+
+def notifications_insert(*, specs: list[NotificationSpec], api_key_ids: list[Any], now: datetime) -> list[Notification]:
+    """Insert notifications whose acceptance policy has run, and their first events; commit (or join
+    the surrounding transaction). No metrics, no publishing: the caller does those after commit."""
     rows: list[dict[str, Any]] = []
     events: list[tuple] = []
-    api_key_id = api_key.pk if api_key is not None else None
-    for spec, notification_id in zip(specs, uuid7_many(len(specs))):
+    for spec, api_key_id, notification_id in zip(specs, api_key_ids, uuid7_many(len(specs))):
         status, next_attempt_at, detail = _initial_state(spec, now)
         # Attribute names (recipient_id, api_key_id); fields left out take their model defaults.
         rows.append(dict(
@@ -83,16 +111,10 @@ def notifications_create(*, specs: list[NotificationSpec], api_key=None) -> list
         events.append((status, now, detail or "", "", None))
     # A batch goes by two COPYs in a transaction. A few rows and their events go in ONE statement,
     # atomic by itself: outside a transaction it commits at once (no BEGIN/COMMIT round trips) and
-    # on_commit() below then publishes right away, as it would after the commit of a transaction.
+    # the caller's on_commit() callbacks then run right away, as after the commit of a transaction.
     one_statement = len(rows) <= bulk.SMALL_BATCH and not transaction.get_connection().in_atomic_block
     with nullcontext() if one_statement else transaction.atomic():
         notifications = bulk.create_notifications(rows, events)
-        created = [(n.channel, n.category, n.priority, n.status) for n in notifications]
-        created_ids = [str(n.id) for n in notifications]
-        transaction.on_commit(lambda: _count_created(created, created_ids))
-        to_publish = [(n.id, n.priority) for n in notifications if n.status == Status.QUEUED]
-        if to_publish:
-            transaction.on_commit(lambda: enqueue_after_commit(to_publish))
     recipient_field = Notification.recipient.field
     for notification, spec in zip(notifications, specs):
         if spec.recipient is not None:
@@ -100,28 +122,30 @@ def notifications_create(*, specs: list[NotificationSpec], api_key=None) -> list
     return notifications
 
 
-def _count_created(rows: list[tuple[str, str, str, str]], ids: list[str]) -> None:
+def _count_created(rows: list[tuple[str, str, str, str]], ids: list) -> None:
     """After commit: metrics, and one log line per request (not per row: batches are 1,000)."""
     metrics.notifications_accepted((channel, category, priority) for channel, category, priority, _ in rows)
     metrics.notifications_entered(rows)
     if logger.isEnabledFor(logging.INFO) and rows:
         if len(rows) == 1:
             channel, category, priority, status = rows[0]
-            logger.info("notification accepted", extra={"notification_id": ids[0], "channel": channel,
+            logger.info("notification accepted", extra={"notification_id": str(ids[0]), "channel": channel,
                                                         "category": category, "priority": priority, "status": status})
         else:
             logger.info("%d notifications accepted", len(rows), extra={
-                "count": len(rows), "channels": sorted({r[0] for r in rows}), "first_id": ids[0], "last_id": ids[-1]})
+                "count": len(rows), "channels": sorted({r[0] for r in rows}), "first_id": str(ids[0]),
+                "last_id": str(ids[-1])})
 
 
-def enqueue_after_commit(items: list[tuple[Any, str]]) -> None:
+def enqueue_after_commit(items: list[tuple[Any, str]], *, coalesce: bool = True) -> None:
     """Publish delivery tasks; if the broker is unreachable, leave the rows due for the dispatcher.
 
     A few items (the single endpoint) join those of concurrent requests in one
     message (``NOTIFIER_PUBLISH_COALESCE_MS``, see ``publisher.py``); the caller
-    still waits for the broker's confirm of that message.
+    still waits for the broker's confirm of that message. ``coalesce=False``: the
+    caller has already gathered them (the group committer), publish at once.
     """
-    publisher = _coalescing_publisher()
+    publisher = _coalescing_publisher() if coalesce else None
     if publisher is not None and len(items) < publisher.max_items:
         publisher.submit(items, wait=settings.NOTIFIER_PUBLISH_WAIT)
         return

@@ -222,14 +222,13 @@ class NotificationInputSerializer(serializers.Serializer):
         if tokens:
             content["device_tokens"] = list(tokens)
 
-        # --- time
-        now = timezone.now()
+        # --- time (the clock is read only when an expiry is given: most notifications have none)
         expires_at = attrs.get("expires_at")
         if expires_at and attrs.get("ttl_seconds"):
             errors["ttl_seconds"] = ["Give either expires_at or ttl_seconds, not both."]
         elif attrs.get("ttl_seconds"):
-            expires_at = now + timedelta(seconds=attrs["ttl_seconds"])
-        if expires_at and expires_at <= now:
+            expires_at = timezone.now() + timedelta(seconds=attrs["ttl_seconds"])
+        if expires_at and expires_at <= timezone.now():
             errors["expires_at"] = ["Must be in the future."]
         scheduled_for = attrs.get("scheduled_for")
         if scheduled_for and expires_at and expires_at <= scheduled_for:

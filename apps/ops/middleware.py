@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import time
 
+from django.contrib.auth import middleware as _auth
+from django.contrib.messages import middleware as _messages
+
 from notifier import metrics
 from notifier.context import clean_request_id, new_request_id, reset_request_id, set_request_id
 
@@ -44,3 +47,30 @@ class MetricsMiddleware:
         route = match.route if match is not None and match.route else "unmatched"
         metrics.http_request(request.method, route, response.status_code, time.perf_counter() - started)
         return response
+
+
+# --- Browser-only middleware ---------------------------------------------------------
+# The user and messages serve the admin and other browser pages. The API authenticates every
+# request by its Bearer key in DRF, yet Django built a lazy user and message storage (reading the
+# cookies) around each API request and checked the storage again on the way out. These subclasses
+# (subclasses, so the admin's system checks still find them) pass API requests straight through.
+# Sessions and CSRF stay Django's own classes for every path: `check --deploy` looks for them by
+# their exact dotted paths (security.W003, W011, W016), and they cost little on a request without
+# cookies.
+
+API_PREFIX = "/api/"
+
+
+class _BrowserOnly:
+    def __call__(self, request):
+        if request.path_info.startswith(API_PREFIX):
+            return self.get_response(request)  # under ASGI a coroutine, which the caller awaits
+        return super().__call__(request)
+
+
+class AuthenticationMiddleware(_BrowserOnly, _auth.AuthenticationMiddleware):
+    """Django's, for every path but /api/ (the API authenticates by key, in DRF)."""
+
+
+class MessageMiddleware(_BrowserOnly, _messages.MessageMiddleware):
+    """Django's, for every path but /api/."""

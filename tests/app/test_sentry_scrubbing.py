@@ -59,11 +59,11 @@ def test_sentry_payloads_of_a_run_that_sent_email_and_sms_hold_no_address(api_ke
 
     from apps.notifications.api import views
 
-    def crash(*, specs, api_key):
-        recipient_address = specs[0].to  # a local variable Sentry records with the stack frame
+    def crash(*, spec, api_key):
+        recipient_address = spec.to  # a local variable Sentry records with the stack frame
         raise RuntimeError(f"provider refused {recipient_address}")
 
-    monkeypatch.setattr(views, "notifications_create", crash)
+    monkeypatch.setattr(views, "notification_create_single", crash)
     response = client.post(f"/api/v1/notifications/email/?cc={EMAIL}",
                            {"to": EMAIL, "subject": f"For {PHONE}", "body": f"Dear {EMAIL}"}, format="json")
     assert response.status_code == 500

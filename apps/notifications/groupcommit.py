@@ -1,0 +1,240 @@
+"""Group commit of single creates: the notifications of concurrent requests in one round of work.
+
+Each single-notification request used to run, on its own connection, the
+suppression-list query, its own INSERT (its own commit and WAL flush) and a
+publish. Under load, many requests of a process are waiting on the database or
+the broker at the same moment. Request threads now validate and authorize
+themselves, then hand their specs to the process's committer thread and wait.
+The committer takes every spec that arrived while it was busy (no timer: an
+idle committer starts at once, so a lone request waits for nothing extra) and,
+for the whole group:
+
+1. runs the acceptance policy once (one suppression query, one preferences
+   read, one frequency-cap script call);
+2. inserts every row and first event in one statement (one commit; more than
+   ``bulk.SMALL_BATCH`` rows go by COPY in one transaction);
+3. counts metrics and logs one line per request, under that request's id;
+4. publishes the queued ones in one confirmed message per priority (or marks
+   them due for the dispatcher if the broker fails, as before);
+
+and only then wakes each request with its own notifications: a 202 still means
+the row is committed and the broker has confirmed the message.
+
+Failures stay with the requests they belong to. If the group's policy step
+fails, each request is created on its own as before (and gets its own
+exception); if the group's insert fails, each request's rows are inserted on
+their own, with the policy verdicts already made (so a frequency-cap slot is not
+taken twice), and only the requests whose insert fails get the error.
+
+Requests inside a transaction (``Idempotency-Key``: the response is stored in
+the same transaction as the rows) do not use the committer: see
+``services.notification_create_single``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connections
+from django.utils import timezone
+
+from notifier.context import get_request_id, reset_request_id, set_request_id
+
+from . import policy
+from .models import Status
+
+logger = logging.getLogger(__name__)
+
+
+class _Ticket:
+    __slots__ = ("specs", "api_key_id", "request_id", "done", "result", "error")
+
+    def __init__(self, specs, api_key_id):
+        self.specs = specs
+        self.api_key_id = api_key_id
+        self.request_id = get_request_id()
+        self.done = threading.Event()
+        self.result = None
+        self.error: BaseException | None = None
+
+
+class GroupCommitter:
+    """A per-process thread that creates the specs of many request threads together."""
+
+    def __init__(self, *, max_items: int = 500, wait: float = 60.0):
+        self.max_items = max_items
+        self.wait = wait  # a request gives up (500) after this long; the committer never hangs that long
+        self._lock = threading.Lock()
+        self._pending: list[_Ticket] = []
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = None
+        self._stopping = False
+
+    def submit(self, specs: list, api_key) -> list:
+        """Create ``specs`` (validated) for ``api_key``; returns their notifications or raises this request's error."""
+        ticket = _Ticket(list(specs), api_key.pk if api_key is not None else None)
+        with self._lock:
+            self._ensure_thread()
+            self._pending.append(ticket)
+        self._wake.set()
+        if not ticket.done.wait(self.wait):
+            raise RuntimeError("the group committer did not answer in time")
+        if ticket.error is not None:
+            raise ticket.error
+        return ticket.result
+
+    def _ensure_thread(self) -> None:
+        # After a fork (gunicorn) the parent's thread does not exist in the child.
+        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="notifier-group-commit", daemon=True)
+            self._thread.start()
+
+    def _take(self) -> list[_Ticket]:
+        with self._lock:
+            taken, count = 0, 0
+            for ticket in self._pending:
+                if taken and count + len(ticket.specs) > self.max_items:
+                    break
+                taken += 1
+                count += len(ticket.specs)
+            tickets, self._pending = self._pending[:taken], self._pending[taken:]
+            if not self._pending:
+                self._wake.clear()
+            return tickets
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the pending requests, close the thread's database connection and end the thread."""
+        thread = self._thread
+        if thread is None or self._pid != os.getpid() or not thread.is_alive():
+            return
+        self._stopping = True
+        self._wake.set()
+        thread.join(timeout)
+
+    def _run(self) -> None:
+        self._stopping = False
+        while True:
+            self._wake.wait()
+            tickets = self._take()
+            if not tickets:
+                if self._stopping:
+                    connections.close_all()
+                    return
+                continue
+            try:
+                # What Django does around each request: drop a connection past CONN_MAX_AGE or broken
+                # by an error, and health-check the kept one before its first query (once per group).
+                close_old_connections()
+                create_group(tickets)
+            except BaseException as exc:  # noqa: BLE001 - never kill the thread; the requests get the error
+                logger.exception("group commit of %d requests failed", len(tickets))
+                for ticket in tickets:
+                    if not ticket.done.is_set():
+                        ticket.error = exc
+            finally:
+                for ticket in tickets:
+                    ticket.done.set()
+
+
+def create_group(tickets: list[_Ticket]) -> None:
+    """Create every ticket's specs together; set each ticket's ``result`` or ``error`` (not ``done``)."""
+    from .services import _count_created, enqueue_after_commit, notifications_create, notifications_insert
+
+    now = timezone.now()
+    specs = [spec for ticket in tickets for spec in ticket.specs]
+    try:
+        policy.at_acceptance(specs, now)
+    except Exception:  # noqa: BLE001 - then each request on its own, with its own outcome
+        logger.warning("acceptance checks failed for a group of %d requests; creating each alone",
+                       len(tickets), exc_info=True)
+        for ticket in tickets:
+            _alone(ticket, lambda t: notifications_create(specs=t.specs, api_key=_KeyRef(t.api_key_id)))
+        return
+    created: list[_Ticket] = []
+    try:
+        notifications = notifications_insert(
+            specs=specs, api_key_ids=[t.api_key_id for t in tickets for _ in t.specs], now=now)
+    except Exception:  # noqa: BLE001 - find the requests whose rows fail; the others are created
+        logger.warning("group insert of %d requests failed; inserting each alone", len(tickets), exc_info=True)
+        close_old_connections()  # a broken connection is replaced before the retries
+        for ticket in tickets:
+            if _alone(ticket, lambda t: notifications_insert(specs=t.specs, api_key_ids=[t.api_key_id] * len(t.specs),
+                                                            now=now)):
+                created.append(ticket)
+    else:
+        position = 0
+        for ticket in tickets:
+            ticket.result = notifications[position:position + len(ticket.specs)]
+            position += len(ticket.specs)
+            created.append(ticket)
+    to_publish = []
+    for ticket in created:
+        token = set_request_id(ticket.request_id)
+        try:
+            _count_created([(n.channel, n.category, n.priority, n.status) for n in ticket.result],
+                           [n.id for n in ticket.result])
+        except Exception:  # noqa: BLE001 - metrics and logs never fail a committed request
+            logger.exception("counting created notifications failed")
+        finally:
+            reset_request_id(token)
+        to_publish.extend((n.id, n.priority) for n in ticket.result if n.status == Status.QUEUED)
+    if to_publish:
+        # One confirmed publish for the group (it marks the rows due for the dispatcher on failure),
+        # under the request ids of the requests whose notifications it carries.
+        ids = list(dict.fromkeys(t.request_id for t in created if t.request_id))
+        token = set_request_id("+".join(ids)[:128] or None)
+        try:
+            enqueue_after_commit(to_publish, coalesce=False)  # the group is the coalesced message
+        finally:
+            reset_request_id(token)
+
+
+def _alone(ticket: _Ticket, create) -> bool:
+    token = set_request_id(ticket.request_id)
+    try:
+        ticket.result = create(ticket)
+        return True
+    except Exception as exc:  # noqa: BLE001 - this request's own error, raised in its own thread
+        ticket.error = exc
+        return False
+    finally:
+        reset_request_id(token)
+
+
+class _KeyRef:
+    """What ``notifications_create`` reads of an API key (its pk), for a ticket that keeps only the pk."""
+
+    __slots__ = ("pk",)
+
+    def __init__(self, pk):
+        self.pk = pk
+
+
+_committer: GroupCommitter | None = None
+_committer_lock = threading.Lock()
+
+
+def group_committer_stop() -> None:
+    """Stop the process's committer, if it runs (tests: its connection must not outlive the test)."""
+    global _committer
+    with _committer_lock:
+        committer, _committer = _committer, None
+    if committer is not None:
+        committer.stop()
+
+
+def group_committer() -> GroupCommitter | None:
+    """The process's committer, or None when ``NOTIFIER_GROUP_COMMIT`` is off."""
+    global _committer
+    if not getattr(settings, "NOTIFIER_GROUP_COMMIT", False):
+        return None
+    if _committer is None:
+        with _committer_lock:
+            if _committer is None:
+                _committer = GroupCommitter(max_items=settings.NOTIFIER_CHUNK_SIZE)
+    return _committer

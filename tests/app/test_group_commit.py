@@ -1,0 +1,148 @@
+"""Group commit of single creates (apps/notifications/groupcommit.py): concurrent requests share one
+policy check, insert and publish, and each still gets its own, correct answer."""
+import threading
+
+import pytest
+from django.db import connection
+from rest_framework import status
+from rest_framework.test import APIClient
+
+from apps.notifications import groupcommit, services
+from apps.notifications.batch import validate_notification
+from apps.notifications.models import Notification, NotificationEvent
+from apps.providers.models import Suppression
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the committer's own connection must see the rows
+
+
+def _post_concurrently(raw_key: str, bodies: list[dict]) -> list:
+    """POST each body from its own thread, all released at once; the responses in order."""
+    responses: list = [None] * len(bodies)
+    start = threading.Barrier(len(bodies))
+
+    def one(index: int) -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+        start.wait()
+        try:
+            responses[index] = client.post("/api/v1/notifications/email/", bodies[index], format="json")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return responses
+
+
+@pytest.fixture
+def publishes(monkeypatch):
+    """Record what the committer publishes (instead of publishing)."""
+    calls: list[list] = []
+    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, coalesce=True: calls.append(list(items)))
+    return calls
+
+
+def test_concurrent_requests_each_get_their_own_notification(api_key, publishes):
+    bodies = [{"to": f"user{i}@example.com", "subject": f"s{i}", "body": f"b{i}"} for i in range(12)]
+    responses = _post_concurrently(api_key.raw, bodies)
+    for body, response in zip(bodies, responses):
+        assert response.status_code == status.HTTP_202_ACCEPTED, response.content
+        data = response.json()
+        assert response["Location"] == f"/api/v1/notifications/{data['id']}/"
+        row = Notification.objects.get(id=data["id"])  # committed before the 202
+        assert (row.to, row.content["subject"], row.status, row.api_key_id) == \
+            (body["to"], body["subject"], "queued", api_key.api_key.pk)
+        assert data["status"] == "queued"
+        assert list(NotificationEvent.objects.filter(notification=row).values_list("status", flat=True)) == ["queued"]
+    published = [item_id for call in publishes for item_id, _ in call]
+    assert sorted(map(str, published)) == sorted(r.json()["id"] for r in responses)
+    assert len(publishes) <= len(bodies)  # groups share a publish
+
+
+def test_a_suppressed_address_in_a_group_is_suppressed_alone(api_key, publishes):
+    Suppression.objects.create(address="bounced@example.com", channel="email", reason="hard_bounce")
+    bodies = [{"to": a, "subject": "s", "body": "b"}
+              for a in ["ok1@example.com", "Bounced@example.com", "ok2@example.com", "ok3@example.com"]]
+    responses = _post_concurrently(api_key.raw, bodies)
+    statuses = [r.json()["status"] for r in responses]
+    assert statuses == ["queued", "suppressed", "queued", "queued"]
+    suppressed = Notification.objects.get(id=responses[1].json()["id"])
+    assert suppressed.status == "suppressed"
+    published = {str(i) for call in publishes for i, _ in call}
+    assert responses[1].json()["id"] not in published
+    assert {r.json()["id"] for i, r in enumerate(responses) if i != 1} <= published
+
+
+def _ticket(api_key, to):
+    spec = validate_notification(channel="email", data={"to": to, "subject": "s", "body": "b"})
+    return groupcommit._Ticket([spec], api_key.api_key.pk)
+
+
+def test_a_failing_insert_fails_only_the_request_it_belongs_to(api_key, publishes, monkeypatch):
+    real_insert = services.notifications_insert
+
+    def insert(*, specs, api_key_ids, now):
+        if any(s.to == "poison@example.com" for s in specs):
+            raise RuntimeError("this row cannot be inserted")
+        return real_insert(specs=specs, api_key_ids=api_key_ids, now=now)
+
+    monkeypatch.setattr(services, "notifications_insert", insert)
+    tickets = [_ticket(api_key, to) for to in ["a@example.com", "poison@example.com", "b@example.com"]]
+    groupcommit.create_group(tickets)
+    assert isinstance(tickets[1].error, RuntimeError) and tickets[1].result is None
+    for ticket in (tickets[0], tickets[2]):
+        assert ticket.error is None
+        [notification] = ticket.result
+        assert Notification.objects.get(id=notification.id).to == ticket.specs[0].to
+    assert Notification.objects.count() == 2
+    assert sorted(str(i) for call in publishes for i, _ in call) == \
+        sorted(str(t.result[0].id) for t in (tickets[0], tickets[2]))
+
+
+def test_a_failing_policy_check_reruns_each_request_alone(api_key, monkeypatch):
+    real = services.policy.at_acceptance
+    published = []
+    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, coalesce=True: published.extend(items))
+
+    def at_acceptance(specs, now):
+        if len(specs) > 1:
+            raise RuntimeError("suppression list unreachable for the group")
+        if specs[0].to == "poison@example.com":
+            raise RuntimeError("unreachable for this one")
+        return real(specs, now)
+
+    monkeypatch.setattr(groupcommit.policy, "at_acceptance", at_acceptance)
+    tickets = [_ticket(api_key, to) for to in ["a@example.com", "poison@example.com"]]
+    groupcommit.create_group(tickets)
+    assert tickets[0].error is None and tickets[0].result[0].status == "queued"
+    assert isinstance(tickets[1].error, RuntimeError)
+    assert [str(i) for i, _ in published] == [str(tickets[0].result[0].id)]
+
+
+def test_a_committer_error_reaches_every_waiting_request_and_the_thread_lives_on(api_key, publishes, monkeypatch):
+    committer = groupcommit.GroupCommitter(max_items=10, wait=10)
+    spec = lambda to: validate_notification(channel="email", data={"to": to, "subject": "s", "body": "b"})  # noqa: E731
+    monkeypatch.setattr(groupcommit, "create_group", lambda tickets: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        committer.submit([spec("a@example.com")], api_key.api_key)
+    monkeypatch.undo()
+    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, coalesce=True: None)
+    [notification] = committer.submit([spec("b@example.com")], api_key.api_key)
+    assert Notification.objects.get(id=notification.id).status == "queued"
+    committer.stop()
+
+
+def test_idempotent_requests_do_not_use_the_committer(api_key, monkeypatch):
+    """They store their response in the transaction that inserts the rows."""
+    monkeypatch.setattr(groupcommit.GroupCommitter, "submit", lambda *a, **k: pytest.fail("used the committer"))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key.raw}")
+    body = {"to": "a@example.com", "subject": "s", "body": "b"}
+    first = client.post("/api/v1/notifications/email/", body, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    again = client.post("/api/v1/notifications/email/", body, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert first.status_code == again.status_code == status.HTTP_202_ACCEPTED
+    assert first.json() == again.json()
+    assert Notification.objects.count() == 1
