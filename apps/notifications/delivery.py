@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,6 +18,7 @@ from typing import Any, Iterable
 import psycopg
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from notifier import clock, metrics, pii
@@ -58,15 +60,40 @@ class Result:
 
 # --- claim -------------------------------------------------------------------------
 
+# The columns a claim returns: what sending, the before-send checks, the results and the result
+# hooks (apps.inbox, apps.webhooks) read. `RETURNING *` also loaded metadata (JSON), template,
+# locale, group_key... for every row of every chunk; the columns left out are deferred fields on
+# the instances (Django loads one on access; apps.webhooks loads metadata in bulk when it needs it).
+CLAIM_COLUMNS = (
+    "id", "channel", "recipient_id", "to", "category", "priority", "content", "attempts", "attempts_at_replay",
+    "last_error", "provider", "provider_message_id", "expires_at", "created_at", "sent_at", "delivered_at",
+)
+# What every claimed row has, known without reading it back: set on the instances by the claim.
+_CLAIM_CONSTANTS = ("status", "claimed_at", "updated_at", "next_attempt_at")
+_CONTENT = CLAIM_COLUMNS.index("content")
+# Ids that can travel as one array literal (uuids as str() writes them), see claim().
+_ID_LIST = re.compile(r"[0-9a-fA-F-]+(?:,[0-9a-fA-F-]+)*")
+# PostgreSQL's jsonb text output has no surrounding whitespace: raw_decode (no whitespace regexes).
+_json_decode = json.JSONDecoder().raw_decode
+
+
 def claim(ids: Iterable[str], now: datetime) -> list[Notification]:
     """Move ``queued`` rows among ``ids`` to ``sending`` and return them.
 
     One conditional UPDATE: rows already claimed, sent, waiting for a retry
     time or cancelled are skipped, so a redelivered message never sends twice.
+    The instances carry ``CLAIM_COLUMNS`` (and the values the claim set); the
+    other fields are deferred.
     """
     ids = [str(i) for i in ids]
     if not ids:
         return []
+    # One text parameter, `{id,id,...}`, which PostgreSQL parses as the array: psycopg adapts a
+    # Python list element by element in Python. Anything unexpected goes as a list, as before.
+    joined = ",".join(ids)
+    id_param = "{" + joined + "}" if _ID_LIST.fullmatch(joined) else ids
+    qn = connection.ops.quote_name
+    returning = ", ".join("content::text AS content" if c == "content" else qn(c) for c in CLAIM_COLUMNS)
     # One statement (so one commit): the claim and its `sending` events.
     # `(status = ...) IS TRUE` means `status = ...` (status is NOT NULL) but cannot drive an index
     # scan: with stale statistics the planner otherwise walks notif_status_idx over every queued
@@ -74,23 +101,48 @@ def claim(ids: Iterable[str], now: datetime) -> list[Notification]:
     sql = (
         f"WITH claimed AS ("
         f" UPDATE {TABLE} SET status = %s, claimed_at = %s, updated_at = %s"
-        f" WHERE id = ANY(%s::uuid[]) AND (status = %s) IS TRUE AND next_attempt_at IS NULL RETURNING *"
+        f" WHERE id = ANY(%s::uuid[]) AND (status = %s) IS TRUE AND next_attempt_at IS NULL"
+        f" RETURNING {returning}"
         f"), claim_events AS ("
         f" INSERT INTO {EVENTS_TABLE} (notification_id, status, at, detail, provider, attempt)"
         f" SELECT id, %s, %s, '', '', attempts + 1 FROM claimed"
         f") SELECT * FROM claimed"
     )
-    params = [Status.SENDING, now, now, ids, Status.QUEUED, Status.SENDING, now]
+    params = [Status.SENDING, now, now, id_param, Status.QUEUED, Status.SENDING, now]
+    constants = dict(zip(_CLAIM_CONSTANTS, (Status.SENDING, now, now, None)))
     if connection.in_atomic_block:  # e.g. inside a test's transaction: Django's cursor, text rows
-        return _claimed(list(Notification.objects.raw(sql, params)))
-    # Binary rows: psycopg's C loaders parse uuids, times and JSON; Django's text timestamptz
-    # loader is Python and was the largest cost of a claim.
+        rows = list(Notification.objects.raw(sql, params))
+        for n in rows:
+            n.__dict__.update(constants)
+        return _claimed(rows)
+    # Binary rows: psycopg's C loaders parse uuids and times (Django's text timestamptz loader is
+    # Python and was the largest cost of a claim). `content` comes as text and is decoded here:
+    # psycopg's jsonb loader goes through json.loads on bytes (encoding detection, a decode).
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:  # Django's own cursors are client-side
         cursor.execute(sql, params, binary=True)
-        columns = [d.name for d in cursor.description]
         rows = cursor.fetchall()
-    return _claimed(bulk.instances_from_rows(Notification, columns, rows))
+    return _claimed(_instances(rows, constants))
+
+
+def _instances(rows: list[tuple], constants: dict[str, Any]) -> list[Notification]:
+    """Saved ``Notification`` instances from claimed rows (``CLAIM_COLUMNS`` order), made the way
+    unpickling makes them (no ``__init__``, see ``bulk.build_instances``)."""
+    attnames = tuple(Notification._meta.get_field(c).attname for c in CLAIM_COLUMNS)
+    alias, new, decode = connection.alias, Notification.__new__, _json_decode
+    instances = []
+    for row in rows:
+        values = dict(zip(attnames, row))
+        content = row[_CONTENT]
+        values["content"] = decode(content)[0] if content is not None else None
+        values.update(constants)
+        state = values["_state"] = ModelState()
+        state.adding = False
+        state.db = alias
+        obj = new(Notification)
+        obj.__dict__ = values
+        instances.append(obj)
+    return instances
 
 
 def _claimed(rows: list[Notification]) -> list[Notification]:
