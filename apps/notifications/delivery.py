@@ -256,9 +256,16 @@ def deliver_chunk(ids: Iterable[str]) -> dict[str, int]:
         from apps.recipients.models import Recipient
 
         recipients = Recipient.objects.in_bulk(recipient_ids)
+    # Every row's `recipient` cached, None included: each later read (the before-send checks,
+    # targets, result hooks) is then a cache hit, not the descriptor's lookup of the key.
+    remember = Notification.recipient.field.set_cached_value
     for n in rows:
-        if n.recipient_id is not None:
-            n.recipient = recipients.get(n.recipient_id)
+        if n.recipient_id is None:
+            remember(n, None)
+        elif (recipient := recipients.get(n.recipient_id)) is not None:
+            remember(n, recipient)
+        else:
+            n.recipient = None  # deleted since: as the descriptor sets it (recipient_id None too)
     devices = _load_devices(rows)
 
     results: list[Result] = []
