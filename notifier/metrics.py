@@ -92,7 +92,8 @@ def _safe(fn):
 
 @_safe
 def notifications_entered(rows: Iterable[tuple[str, str, str, str]]) -> None:
-    """Count notifications entering a status: ``rows`` of (channel, category, priority, status)."""
+    """Count notifications entering a status: ``rows`` of (channel, category, priority, status),
+    or a mapping of such tuples to counts (a caller that has counted them already)."""
     detailed = Tally(rows)
     by_status: Tally = Tally()
     for (channel, category, priority, status), n in detailed.items():
@@ -159,7 +160,8 @@ def observe_many(histogram, amounts: Iterable[tuple[float, int]]) -> None:
 
 @_safe
 def latency_observed(rows: Iterable[tuple[str, datetime, datetime]]) -> None:
-    """Observe created→sent latency: ``rows`` of (priority, created_at, sent_at).
+    """Observe created→sent latency: ``rows`` of (priority, created_at, sent_at), or a mapping of
+    such tuples to counts.
 
     A chunk's rows mostly share their times (a batch is created at one instant
     and its results written at another), so equal rows are counted first and

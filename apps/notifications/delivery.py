@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
+from operator import attrgetter
 from typing import Any, Iterable
 
 import psycopg
@@ -145,9 +146,16 @@ def _instances(rows: list[tuple], constants: dict[str, Any]) -> list[Notificatio
     return instances
 
 
+# Metric labels, read in C (a chunk's rows mostly share them: counted first, then one increment each).
+_labels = attrgetter("channel", "category", "priority")
+_result_labels = attrgetter("notification.channel", "notification.category", "notification.priority", "status")
+_sent_labels = attrgetter("notification.priority", "notification.created_at")
+
+
 def _claimed(rows: list[Notification]) -> list[Notification]:
     if rows:
-        metrics.notifications_entered((n.channel, n.category, n.priority, Status.SENDING) for n in rows)
+        metrics.notifications_entered(
+            {(*labels, Status.SENDING): count for labels, count in Counter(map(_labels, rows)).items()})
     return rows
 
 
@@ -173,16 +181,26 @@ def _targets(notification: Notification, devices: dict[int, list[Any]]) -> list[
     return [(recipient.external_id, "", None)]
 
 
-def _message(notification: Notification, address: str, platform: str, device_id: int | None = None) -> Message:
+def _message(notification: Notification, address: str, platform: str, device_id: int | None = None, *,
+             allow_unsubscribe: bool | None = None) -> Message:
+    """One provider call's message. ``allow_unsubscribe`` (the category's opt-out), when the caller
+    already knows it: deliver_chunk looks each category up once per chunk, not once per message."""
     content = notification.content or {}
-    category = category_get(notification.category)
+    if allow_unsubscribe is None:
+        category = category_get(notification.category)
+        allow_unsubscribe = bool(category and category.allow_opt_out)
     return Message(
         notification_id=str(notification.id), channel=notification.channel, to=address,
         category=notification.category, priority=notification.priority,
         subject=content.get("subject", ""), body=content.get("body", ""), html=content.get("html", ""),
         title=content.get("title", ""), data=content.get("data") or {}, platform=platform,
-        allow_unsubscribe=bool(category and category.allow_opt_out), device_id=device_id,
+        allow_unsubscribe=allow_unsubscribe, device_id=device_id,
     )
+
+
+def _allow_unsubscribe(slug: str) -> bool:
+    category = category_get(slug)
+    return bool(category and category.allow_opt_out)
 
 
 def _load_devices(rows: list[Notification]) -> dict[int, list[Any]]:
@@ -215,6 +233,11 @@ def _describe(messages: list[Message], outcomes: list[Outcome]) -> str:
 
 def _result_from_outcomes(notification: Notification, outcomes: list[Outcome], now: datetime,
                           messages: list[Message] | None = None) -> Result:
+    if len(outcomes) == 1 and outcomes[0].error is None and (not messages or messages[0].device_id is None):
+        # The common case, one message accepted: what the general path below gives, without its lists.
+        outcome = outcomes[0]
+        return Result(notification, Status.SENT, provider=outcome.provider,
+                      provider_message_id=outcome.message_id or "", detail=outcome.describe())
     sent = [o for o in outcomes if o.ok]
     detail = _describe(messages, outcomes) if messages else " | ".join(o.describe() for o in outcomes)
     if sent:
@@ -271,11 +294,12 @@ def deliver_chunk(ids: Iterable[str]) -> dict[str, int]:
     results: list[Result] = []
     verdicts = policy.before_send([n for n in rows if not (n.expires_at and n.expires_at <= now)], now)
     sendable: dict[str, list[tuple[Notification, list[Message]]]] = defaultdict(list)
+    allow_unsubscribe: dict[str, bool] = {}  # by category, looked up once per chunk
     for n in rows:
         if n.expires_at and n.expires_at <= now:
             results.append(Result(n, Status.EXPIRED, detail="expired before sending", attempted=False))
             continue
-        verdict = verdicts.get(n.id)
+        verdict = verdicts.get(n.id) if verdicts else None
         if verdict is not None:
             results.append(Result(n, verdict.status, detail=verdict.detail, attempted=False,
                                   next_attempt_at=verdict.hold_until))
@@ -285,7 +309,10 @@ def deliver_chunk(ids: Iterable[str]) -> dict[str, int]:
             results.append(Result(n, Status.FAILED, error="no address to send to", detail="no address to send to",
                                   attempted=False))
             continue
-        sendable[n.channel].append((n, [_message(n, address, platform, device_id)
+        opt_out = allow_unsubscribe.get(n.category)
+        if opt_out is None:
+            opt_out = allow_unsubscribe[n.category] = _allow_unsubscribe(n.category)
+        sendable[n.channel].append((n, [_message(n, address, platform, device_id, allow_unsubscribe=opt_out)
                                         for address, platform, device_id in targets]))
 
     sent_items = []
@@ -294,8 +321,13 @@ def deliver_chunk(ids: Iterable[str]) -> dict[str, int]:
         flat = [m for _, messages in items for m in messages]
         outcomes = send_with_failover(providers, flat, breaker=breaker())
         metrics.attempts_made(channel, ((o.path, o.ok, bool(o.error and o.error.permanent)) for o in outcomes))
-        position = 0
         sent_at = timezone.now()
+        if len(flat) == len(items):  # one message each (no push fan-out): pair them directly
+            for (n, messages), outcome in zip(items, outcomes):
+                results.append(_result_from_outcomes(n, [outcome], sent_at, messages))
+                sent_items.append((n, messages[0], outcome))
+            continue
+        position = 0
         for n, messages in items:
             mine = outcomes[position:position + len(messages)]
             position += len(messages)
@@ -382,10 +414,9 @@ def _address(n: Notification) -> str:
 
 def _observe_results(results: list[Result], now: datetime) -> None:
     """Metrics (by counts) and one structured log line per result, once the results are committed."""
-    metrics.notifications_entered(
-        (r.notification.channel, r.notification.category, r.notification.priority, r.status) for r in results)
-    metrics.latency_observed(
-        (r.notification.priority, r.notification.created_at, now) for r in results if r.status == Status.SENT)
+    metrics.notifications_entered(Counter(map(_result_labels, results)))
+    sent = Counter(_sent_labels(r) for r in results if r.status == Status.SENT)
+    metrics.latency_observed({(priority, created_at, now): count for (priority, created_at), count in sent.items()})
     if not delivery_log.isEnabledFor(logging.INFO):
         return
     for r in results:

@@ -19,6 +19,15 @@ def test_it_counts_notifications_entering_a_status_by_counts():
     assert _count(metrics.NOTIFICATION_STATUS, "sms", "otp", "high", "sent") - before_otp == 3
 
 
+def test_it_takes_notifications_already_counted():
+    before = _count(metrics.NOTIFICATIONS, "email", "sending")
+    before_low = _count(metrics.NOTIFICATION_STATUS, "email", "marketing", "low", "sending")
+    metrics.notifications_entered({("email", "marketing", "low", "sending"): 700,
+                                   ("email", "otp", "high", "sending"): 300})
+    assert _count(metrics.NOTIFICATIONS, "email", "sending") - before == 1000
+    assert _count(metrics.NOTIFICATION_STATUS, "email", "marketing", "low", "sending") - before_low == 700
+
+
 def test_it_counts_each_provider_call_of_a_failover_path():
     before = {o: _count(metrics.ATTEMPTS, "push", p, o) for p, o in
               [("fcm", "transient_error"), ("console", "accepted"), ("fcm", "permanent_error")]}
