@@ -45,6 +45,8 @@ def main() -> None:
     parser.add_argument("--recipients", action="store_true",
                         help="address recipients (preferences apply) instead of direct addresses")
     parser.add_argument("--profile", help="write a cProfile (thread CPU time) of the timed rounds here")
+    parser.add_argument("--no-gc-freeze", action="store_true",
+                        help="skip what a worker does once started (notifier.process.freeze_startup_objects)")
     args = parser.parse_args()
 
     for key, value in DEFAULTS.items():
@@ -96,6 +98,10 @@ def main() -> None:
         with connection.cursor() as cursor:
             cursor.execute(f"TRUNCATE {NotificationEvent._meta.db_table}, {Notification._meta.db_table} CASCADE")
 
+    if not args.no_gc_freeze:
+        from notifier.process import freeze_startup_objects
+
+        freeze_startup_objects()
     profiler = None
     if args.profile:
         import cProfile
