@@ -23,6 +23,7 @@ from django.db.models.base import ModelState
 from django.utils import timezone
 
 from notifier import clock, metrics, pii
+from notifier.pgarray import plain_array, text_array
 from notifier.channels.base import Message
 from notifier.channels.failover import Outcome, send_with_failover
 from notifier.channels.registry import providers_for
@@ -345,26 +346,34 @@ def deliver_chunk(ids: Iterable[str]) -> dict[str, int]:
 def record_results(results: list[Result]) -> None:
     """Write every result and its event with one statement; dead-letter after commit.
 
-    The results travel as one JSON parameter (``json.dumps`` is C; adapting
-    seven Python lists to PostgreSQL arrays is not) and one data-modifying CTE
+    The results travel as one array parameter per column, each the text of the
+    array (``notifier.pgarray``: joined in one pass, parsed by PostgreSQL; a
+    JSON document of one object per result cost twice as much to build, and
+    psycopg adapts Python lists element by element), and one data-modifying CTE
     updates the rows and inserts the events.
     """
     if not results:
         return
     now = timezone.now()
-    values = [
-        {"i": str(r.notification.id), "s": r.status, "p": r.provider, "m": r.provider_message_id, "e": r.error,
-         "t": r.next_attempt_at.isoformat() if r.next_attempt_at else None, "n": 1 if r.attempted else 0,
-         "d": r.detail or r.error or "", "a": (r.notification.attempts + 1) if r.attempted else None}
-        for r in results
+    columns = [
+        plain_array([str(r.notification.id) for r in results]),
+        text_array([r.status for r in results]),
+        text_array([r.provider for r in results]),
+        text_array([r.provider_message_id for r in results]),
+        text_array([r.error for r in results]),
+        plain_array([r.next_attempt_at.isoformat() if r.next_attempt_at else None for r in results]),
+        plain_array([1 if r.attempted else 0 for r in results]),
+        text_array([r.detail or r.error or "" for r in results]),
+        plain_array([(r.notification.attempts + 1) if r.attempted else None for r in results]),
     ]
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
                 WITH v AS (
-                    SELECT * FROM jsonb_to_recordset(%s::jsonb)
-                        AS v(i uuid, s text, p text, m text, e text, t timestamptz, n int, d text, a int)
+                    SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[],
+                                         %s::timestamptz[], %s::int[], %s::text[], %s::int[])
+                        AS v(i, s, p, m, e, t, n, d, a)
                 ), updated AS (
                     UPDATE {TABLE} AS n SET
                         status = v.s,
@@ -381,7 +390,7 @@ def record_results(results: list[Result]) -> None:
                 INSERT INTO {EVENTS_TABLE} (notification_id, status, at, detail, provider, attempt)
                 SELECT v.i, v.s, %s, v.d, v.p, v.a FROM v
                 """,
-                [json.dumps(values), Status.SENT, Status.SENT, now, now, Status.SENDING, now],
+                [*columns, Status.SENT, Status.SENT, now, now, Status.SENDING, now],
             )
         letters = [
             {

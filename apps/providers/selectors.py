@@ -5,6 +5,7 @@ from collections import defaultdict
 from typing import Iterable
 
 from apps.notifications.categories import category_get
+from notifier.pgarray import text_array
 
 from .models import Suppression, SuppressionReason
 
@@ -18,18 +19,9 @@ def suppressions_by_address(addresses: Iterable[str]) -> dict[str, list[Suppress
         # as the array's text: psycopg would quote a Python list element by element, in Python.
         for row in Suppression.objects.raw(
                 f"SELECT id, address, category, reason, detail, created_at FROM {Suppression._meta.db_table} "
-                "WHERE address = ANY(%s)", [_text_array(wanted)]):
+                "WHERE address = ANY(%s)", [text_array(wanted)]):
             found[row.address].append(row)
     return found
-
-
-def _text_array(values) -> str:
-    """A PostgreSQL array literal of ``values``, every element quoted (so commas, braces, spaces
-    and the word NULL stay text); quotes and backslashes escaped, when there are any."""
-    joined = '","'.join(values)
-    if '"' in joined or "\\" in joined:
-        joined = '","'.join(v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
-    return '{"' + joined + '"}'
 
 
 def suppression_matching(rows: list[Suppression], category: str) -> Suppression | None:
