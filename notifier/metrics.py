@@ -120,6 +120,9 @@ def attempts_made(channel: str, paths: Iterable[tuple[list[tuple[str, str]], boo
     """
     tally: Tally = Tally()
     for path, ok, permanent in paths:
+        if ok and len(path) == 1:  # the common case: the first provider accepted it
+            tally[(path[0][0], "accepted")] += 1
+            continue
         for index, (provider, _) in enumerate(path):
             if index < len(path) - 1:
                 tally[(provider, "transient_error")] += 1

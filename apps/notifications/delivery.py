@@ -23,15 +23,15 @@ from django.db.models.base import ModelState
 from django.utils import timezone
 
 from notifier import clock, metrics, pii
-from notifier.pgarray import plain_array, text_array
 from notifier.channels.base import Message
 from notifier.channels.failover import Outcome, send_with_failover
 from notifier.channels.registry import providers_for
 from notifier.circuit import breaker
+from notifier.pgarray import plain_array, text_array
 from notifier.pii import mask_generic, scrub_text
 from notifier.retry import Backoff, should_retry
 
-from . import bulk, policy
+from . import policy
 from .categories import category_get
 from .models import Notification, NotificationEvent, Status
 from .queues import publish_dead_letters
