@@ -71,3 +71,15 @@ def _drop_unusable_or_obsolete_connections(**kwargs):
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+# --- Garbage collection: start-up objects out of the collector's walks -----------------------
+from celery.signals import worker_process_init, worker_ready  # noqa: E402
+
+
+@worker_ready.connect  # the main process (where the threads and solo pools run tasks)
+@worker_process_init.connect  # each prefork child
+def _freeze_startup_objects(**kwargs):
+    from notifier.process import freeze_startup_objects
+
+    freeze_startup_objects()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from bisect import bisect_left
 from collections import Counter as Tally
 from datetime import datetime
 from typing import Iterable
@@ -91,7 +92,8 @@ def _safe(fn):
 
 @_safe
 def notifications_entered(rows: Iterable[tuple[str, str, str, str]]) -> None:
-    """Count notifications entering a status: ``rows`` of (channel, category, priority, status)."""
+    """Count notifications entering a status: ``rows`` of (channel, category, priority, status),
+    or a mapping of such tuples to counts (a caller that has counted them already)."""
     detailed = Tally(rows)
     by_status: Tally = Tally()
     for (channel, category, priority, status), n in detailed.items():
@@ -118,6 +120,9 @@ def attempts_made(channel: str, paths: Iterable[tuple[list[tuple[str, str]], boo
     """
     tally: Tally = Tally()
     for path, ok, permanent in paths:
+        if ok and len(path) == 1:  # the common case: the first provider accepted it
+            tally[(path[0][0], "accepted")] += 1
+            continue
         for index, (provider, _) in enumerate(path):
             if index < len(path) - 1:
                 tally[(provider, "transient_error")] += 1
@@ -129,12 +134,49 @@ def attempts_made(channel: str, paths: Iterable[tuple[list[tuple[str, str]], boo
         ATTEMPTS.labels(channel, provider, outcome).inc(n)
 
 
+def observe_many(histogram, amounts: Iterable[tuple[float, int]]) -> None:
+    """``histogram.observe(amount)`` ``count`` times for each (amount, count), one write per bucket.
+
+    The same buckets, count and sum as observing each value in turn (the sum up
+    to float rounding), but each bucket and the sum are incremented once: with
+    ``PROMETHEUS_MULTIPROC_DIR`` every increment is a write to a memory-mapped
+    file with a pid check, and one ``observe`` per delivered notification was
+    the largest part of the worker's metrics cost. ``histogram`` is a labelled
+    child (``LATENCY.labels(...)``). prometheus_client stores non-cumulative
+    bucket counts (an observation increments the first bucket whose bound is
+    >= the value) and adds them up at collection; this follows that.
+    """
+    histogram._raise_if_not_observable()
+    bounds = histogram._upper_bounds  # ends with +Inf
+    counts = [0] * len(bounds)
+    total = 0.0
+    for amount, count in amounts:
+        counts[bisect_left(bounds, amount)] += count
+        total += amount * count
+    if not any(counts):
+        return
+    histogram._sum.inc(total)
+    for bucket, count in zip(histogram._buckets, counts):
+        if count:
+            bucket.inc(count)
+
+
 @_safe
 def latency_observed(rows: Iterable[tuple[str, datetime, datetime]]) -> None:
-    """Observe created→sent latency: ``rows`` of (priority, created_at, sent_at)."""
-    for priority, created_at, sent_at in rows:
+    """Observe created→sent latency: ``rows`` of (priority, created_at, sent_at), or a mapping of
+    such tuples to counts.
+
+    A chunk's rows mostly share their times (a batch is created at one instant
+    and its results written at another), so equal rows are counted first and
+    each priority's histogram is written once (``observe_many``).
+    """
+    by_priority: dict[str, list[tuple[float, int]]] = {}
+    for (priority, created_at, sent_at), count in Tally(rows).items():
         if created_at is not None and sent_at is not None:
-            LATENCY.labels(priority or "").observe(max((sent_at - created_at).total_seconds(), 0.0))
+            amount = max((sent_at - created_at).total_seconds(), 0.0)
+            by_priority.setdefault(priority or "", []).append((amount, count))
+    for priority, amounts in by_priority.items():
+        observe_many(LATENCY.labels(priority), amounts)
 
 
 @_safe

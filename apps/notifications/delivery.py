@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
+from operator import attrgetter
 from typing import Any, Iterable
 
 import psycopg
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from notifier import clock, metrics, pii
@@ -24,10 +27,11 @@ from notifier.channels.base import Message
 from notifier.channels.failover import Outcome, send_with_failover
 from notifier.channels.registry import providers_for
 from notifier.circuit import breaker
+from notifier.pgarray import plain_array, text_array
 from notifier.pii import mask_generic, scrub_text
 from notifier.retry import Backoff, should_retry
 
-from . import bulk, policy
+from . import policy
 from .categories import category_get
 from .models import Notification, NotificationEvent, Status
 from .queues import publish_dead_letters
@@ -58,15 +62,40 @@ class Result:
 
 # --- claim -------------------------------------------------------------------------
 
+# The columns a claim returns: what sending, the before-send checks, the results and the result
+# hooks (apps.inbox, apps.webhooks) read. `RETURNING *` also loaded metadata (JSON), template,
+# locale, group_key... for every row of every chunk; the columns left out are deferred fields on
+# the instances (Django loads one on access; apps.webhooks loads metadata in bulk when it needs it).
+CLAIM_COLUMNS = (
+    "id", "channel", "recipient_id", "to", "category", "priority", "content", "attempts", "attempts_at_replay",
+    "last_error", "provider", "provider_message_id", "expires_at", "created_at", "sent_at", "delivered_at",
+)
+# What every claimed row has, known without reading it back: set on the instances by the claim.
+_CLAIM_CONSTANTS = ("status", "claimed_at", "updated_at", "next_attempt_at")
+_CONTENT = CLAIM_COLUMNS.index("content")
+# Ids that can travel as one array literal (uuids as str() writes them), see claim().
+_ID_LIST = re.compile(r"[0-9a-fA-F-]+(?:,[0-9a-fA-F-]+)*")
+# PostgreSQL's jsonb text output has no surrounding whitespace: raw_decode (no whitespace regexes).
+_json_decode = json.JSONDecoder().raw_decode
+
+
 def claim(ids: Iterable[str], now: datetime) -> list[Notification]:
     """Move ``queued`` rows among ``ids`` to ``sending`` and return them.
 
     One conditional UPDATE: rows already claimed, sent, waiting for a retry
     time or cancelled are skipped, so a redelivered message never sends twice.
+    The instances carry ``CLAIM_COLUMNS`` (and the values the claim set); the
+    other fields are deferred.
     """
     ids = [str(i) for i in ids]
     if not ids:
         return []
+    # One text parameter, `{id,id,...}`, which PostgreSQL parses as the array: psycopg adapts a
+    # Python list element by element in Python. Anything unexpected goes as a list, as before.
+    joined = ",".join(ids)
+    id_param = "{" + joined + "}" if _ID_LIST.fullmatch(joined) else ids
+    qn = connection.ops.quote_name
+    returning = ", ".join("content::text AS content" if c == "content" else qn(c) for c in CLAIM_COLUMNS)
     # One statement (so one commit): the claim and its `sending` events.
     # `(status = ...) IS TRUE` means `status = ...` (status is NOT NULL) but cannot drive an index
     # scan: with stale statistics the planner otherwise walks notif_status_idx over every queued
@@ -74,28 +103,60 @@ def claim(ids: Iterable[str], now: datetime) -> list[Notification]:
     sql = (
         f"WITH claimed AS ("
         f" UPDATE {TABLE} SET status = %s, claimed_at = %s, updated_at = %s"
-        f" WHERE id = ANY(%s::uuid[]) AND (status = %s) IS TRUE AND next_attempt_at IS NULL RETURNING *"
+        f" WHERE id = ANY(%s::uuid[]) AND (status = %s) IS TRUE AND next_attempt_at IS NULL"
+        f" RETURNING {returning}"
         f"), claim_events AS ("
         f" INSERT INTO {EVENTS_TABLE} (notification_id, status, at, detail, provider, attempt)"
         f" SELECT id, %s, %s, '', '', attempts + 1 FROM claimed"
         f") SELECT * FROM claimed"
     )
-    params = [Status.SENDING, now, now, ids, Status.QUEUED, Status.SENDING, now]
+    params = [Status.SENDING, now, now, id_param, Status.QUEUED, Status.SENDING, now]
+    constants = dict(zip(_CLAIM_CONSTANTS, (Status.SENDING, now, now, None)))
     if connection.in_atomic_block:  # e.g. inside a test's transaction: Django's cursor, text rows
-        return _claimed(list(Notification.objects.raw(sql, params)))
-    # Binary rows: psycopg's C loaders parse uuids, times and JSON; Django's text timestamptz
-    # loader is Python and was the largest cost of a claim.
+        rows = list(Notification.objects.raw(sql, params))
+        for n in rows:
+            n.__dict__.update(constants)
+        return _claimed(rows)
+    # Binary rows: psycopg's C loaders parse uuids and times (Django's text timestamptz loader is
+    # Python and was the largest cost of a claim). `content` comes as text and is decoded here:
+    # psycopg's jsonb loader goes through json.loads on bytes (encoding detection, a decode).
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:  # Django's own cursors are client-side
         cursor.execute(sql, params, binary=True)
-        columns = [d.name for d in cursor.description]
         rows = cursor.fetchall()
-    return _claimed(bulk.instances_from_rows(Notification, columns, rows))
+    return _claimed(_instances(rows, constants))
+
+
+def _instances(rows: list[tuple], constants: dict[str, Any]) -> list[Notification]:
+    """Saved ``Notification`` instances from claimed rows (``CLAIM_COLUMNS`` order), made the way
+    unpickling makes them (no ``__init__``, see ``bulk.build_instances``)."""
+    attnames = tuple(Notification._meta.get_field(c).attname for c in CLAIM_COLUMNS)
+    alias, new, decode = connection.alias, Notification.__new__, _json_decode
+    instances = []
+    for row in rows:
+        values = dict(zip(attnames, row))
+        content = row[_CONTENT]
+        values["content"] = decode(content)[0] if content is not None else None
+        values.update(constants)
+        state = values["_state"] = ModelState()
+        state.adding = False
+        state.db = alias
+        obj = new(Notification)
+        obj.__dict__ = values
+        instances.append(obj)
+    return instances
+
+
+# Metric labels, read in C (a chunk's rows mostly share them: counted first, then one increment each).
+_labels = attrgetter("channel", "category", "priority")
+_result_labels = attrgetter("notification.channel", "notification.category", "notification.priority", "status")
+_sent_labels = attrgetter("notification.priority", "notification.created_at")
 
 
 def _claimed(rows: list[Notification]) -> list[Notification]:
     if rows:
-        metrics.notifications_entered((n.channel, n.category, n.priority, Status.SENDING) for n in rows)
+        metrics.notifications_entered(
+            {(*labels, Status.SENDING): count for labels, count in Counter(map(_labels, rows)).items()})
     return rows
 
 
@@ -121,16 +182,26 @@ def _targets(notification: Notification, devices: dict[int, list[Any]]) -> list[
     return [(recipient.external_id, "", None)]
 
 
-def _message(notification: Notification, address: str, platform: str, device_id: int | None = None) -> Message:
+def _message(notification: Notification, address: str, platform: str, device_id: int | None = None, *,
+             allow_unsubscribe: bool | None = None) -> Message:
+    """One provider call's message. ``allow_unsubscribe`` (the category's opt-out), when the caller
+    already knows it: deliver_chunk looks each category up once per chunk, not once per message."""
     content = notification.content or {}
-    category = category_get(notification.category)
+    if allow_unsubscribe is None:
+        category = category_get(notification.category)
+        allow_unsubscribe = bool(category and category.allow_opt_out)
     return Message(
         notification_id=str(notification.id), channel=notification.channel, to=address,
         category=notification.category, priority=notification.priority,
         subject=content.get("subject", ""), body=content.get("body", ""), html=content.get("html", ""),
         title=content.get("title", ""), data=content.get("data") or {}, platform=platform,
-        allow_unsubscribe=bool(category and category.allow_opt_out), device_id=device_id,
+        allow_unsubscribe=allow_unsubscribe, device_id=device_id,
     )
+
+
+def _allow_unsubscribe(slug: str) -> bool:
+    category = category_get(slug)
+    return bool(category and category.allow_opt_out)
 
 
 def _load_devices(rows: list[Notification]) -> dict[int, list[Any]]:
@@ -163,6 +234,11 @@ def _describe(messages: list[Message], outcomes: list[Outcome]) -> str:
 
 def _result_from_outcomes(notification: Notification, outcomes: list[Outcome], now: datetime,
                           messages: list[Message] | None = None) -> Result:
+    if len(outcomes) == 1 and outcomes[0].error is None and (not messages or messages[0].device_id is None):
+        # The common case, one message accepted: what the general path below gives, without its lists.
+        outcome = outcomes[0]
+        return Result(notification, Status.SENT, provider=outcome.provider,
+                      provider_message_id=outcome.message_id or "", detail=outcome.describe())
     sent = [o for o in outcomes if o.ok]
     detail = _describe(messages, outcomes) if messages else " | ".join(o.describe() for o in outcomes)
     if sent:
@@ -204,19 +280,27 @@ def deliver_chunk(ids: Iterable[str]) -> dict[str, int]:
         from apps.recipients.models import Recipient
 
         recipients = Recipient.objects.in_bulk(recipient_ids)
+    # Every row's `recipient` cached, None included: each later read (the before-send checks,
+    # targets, result hooks) is then a cache hit, not the descriptor's lookup of the key.
+    remember = Notification.recipient.field.set_cached_value
     for n in rows:
-        if n.recipient_id is not None:
-            n.recipient = recipients.get(n.recipient_id)
+        if n.recipient_id is None:
+            remember(n, None)
+        elif (recipient := recipients.get(n.recipient_id)) is not None:
+            remember(n, recipient)
+        else:
+            n.recipient = None  # deleted since: as the descriptor sets it (recipient_id None too)
     devices = _load_devices(rows)
 
     results: list[Result] = []
     verdicts = policy.before_send([n for n in rows if not (n.expires_at and n.expires_at <= now)], now)
     sendable: dict[str, list[tuple[Notification, list[Message]]]] = defaultdict(list)
+    allow_unsubscribe: dict[str, bool] = {}  # by category, looked up once per chunk
     for n in rows:
         if n.expires_at and n.expires_at <= now:
             results.append(Result(n, Status.EXPIRED, detail="expired before sending", attempted=False))
             continue
-        verdict = verdicts.get(n.id)
+        verdict = verdicts.get(n.id) if verdicts else None
         if verdict is not None:
             results.append(Result(n, verdict.status, detail=verdict.detail, attempted=False,
                                   next_attempt_at=verdict.hold_until))
@@ -226,7 +310,10 @@ def deliver_chunk(ids: Iterable[str]) -> dict[str, int]:
             results.append(Result(n, Status.FAILED, error="no address to send to", detail="no address to send to",
                                   attempted=False))
             continue
-        sendable[n.channel].append((n, [_message(n, address, platform, device_id)
+        opt_out = allow_unsubscribe.get(n.category)
+        if opt_out is None:
+            opt_out = allow_unsubscribe[n.category] = _allow_unsubscribe(n.category)
+        sendable[n.channel].append((n, [_message(n, address, platform, device_id, allow_unsubscribe=opt_out)
                                         for address, platform, device_id in targets]))
 
     sent_items = []
@@ -235,8 +322,13 @@ def deliver_chunk(ids: Iterable[str]) -> dict[str, int]:
         flat = [m for _, messages in items for m in messages]
         outcomes = send_with_failover(providers, flat, breaker=breaker())
         metrics.attempts_made(channel, ((o.path, o.ok, bool(o.error and o.error.permanent)) for o in outcomes))
-        position = 0
         sent_at = timezone.now()
+        if len(flat) == len(items):  # one message each (no push fan-out): pair them directly
+            for (n, messages), outcome in zip(items, outcomes):
+                results.append(_result_from_outcomes(n, [outcome], sent_at, messages))
+                sent_items.append((n, messages[0], outcome))
+            continue
+        position = 0
         for n, messages in items:
             mine = outcomes[position:position + len(messages)]
             position += len(messages)
@@ -254,26 +346,34 @@ def deliver_chunk(ids: Iterable[str]) -> dict[str, int]:
 def record_results(results: list[Result]) -> None:
     """Write every result and its event with one statement; dead-letter after commit.
 
-    The results travel as one JSON parameter (``json.dumps`` is C; adapting
-    seven Python lists to PostgreSQL arrays is not) and one data-modifying CTE
+    The results travel as one array parameter per column, each the text of the
+    array (``notifier.pgarray``: joined in one pass, parsed by PostgreSQL; a
+    JSON document of one object per result cost twice as much to build, and
+    psycopg adapts Python lists element by element), and one data-modifying CTE
     updates the rows and inserts the events.
     """
     if not results:
         return
     now = timezone.now()
-    values = [
-        {"i": str(r.notification.id), "s": r.status, "p": r.provider, "m": r.provider_message_id, "e": r.error,
-         "t": r.next_attempt_at.isoformat() if r.next_attempt_at else None, "n": 1 if r.attempted else 0,
-         "d": r.detail or r.error or "", "a": (r.notification.attempts + 1) if r.attempted else None}
-        for r in results
+    columns = [
+        plain_array([str(r.notification.id) for r in results]),
+        text_array([r.status for r in results]),
+        text_array([r.provider for r in results]),
+        text_array([r.provider_message_id for r in results]),
+        text_array([r.error for r in results]),
+        plain_array([r.next_attempt_at.isoformat() if r.next_attempt_at else None for r in results]),
+        plain_array([1 if r.attempted else 0 for r in results]),
+        text_array([r.detail or r.error or "" for r in results]),
+        plain_array([(r.notification.attempts + 1) if r.attempted else None for r in results]),
     ]
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
                 WITH v AS (
-                    SELECT * FROM jsonb_to_recordset(%s::jsonb)
-                        AS v(i uuid, s text, p text, m text, e text, t timestamptz, n int, d text, a int)
+                    SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[],
+                                         %s::timestamptz[], %s::int[], %s::text[], %s::int[])
+                        AS v(i, s, p, m, e, t, n, d, a)
                 ), updated AS (
                     UPDATE {TABLE} AS n SET
                         status = v.s,
@@ -290,7 +390,7 @@ def record_results(results: list[Result]) -> None:
                 INSERT INTO {EVENTS_TABLE} (notification_id, status, at, detail, provider, attempt)
                 SELECT v.i, v.s, %s, v.d, v.p, v.a FROM v
                 """,
-                [json.dumps(values), Status.SENT, Status.SENT, now, now, Status.SENDING, now],
+                [*columns, Status.SENT, Status.SENT, now, now, Status.SENDING, now],
             )
         letters = [
             {
@@ -323,10 +423,9 @@ def _address(n: Notification) -> str:
 
 def _observe_results(results: list[Result], now: datetime) -> None:
     """Metrics (by counts) and one structured log line per result, once the results are committed."""
-    metrics.notifications_entered(
-        (r.notification.channel, r.notification.category, r.notification.priority, r.status) for r in results)
-    metrics.latency_observed(
-        (r.notification.priority, r.notification.created_at, now) for r in results if r.status == Status.SENT)
+    metrics.notifications_entered(Counter(map(_result_labels, results)))
+    sent = Counter(_sent_labels(r) for r in results if r.status == Status.SENT)
+    metrics.latency_observed({(priority, created_at, now): count for (priority, created_at), count in sent.items()})
     if not delivery_log.isEnabledFor(logging.INFO):
         return
     for r in results:

@@ -76,7 +76,7 @@ def at_acceptance(specs, now) -> None:
 def before_send(notifications, now) -> dict:
     verdicts: dict = {}
     for check in _load(tuple(SEND_CHECKS)):
-        pending = [n for n in notifications if n.id not in verdicts]
+        pending = [n for n in notifications if n.id not in verdicts] if verdicts else notifications
         if not pending:
             break
         verdicts.update(check(pending, now) or {})

@@ -53,7 +53,8 @@ def suppressed_at_acceptance(specs, now) -> None:
 def suppressed_before_send(notifications, now) -> dict:
     from apps.notifications.policy import Verdict
 
-    wanted = [(n, _addresses(n.channel, n.to, n.recipient, n.content)) for n in notifications]
+    # The recipient only matters without a direct address (reading `n.recipient` costs a descriptor call).
+    wanted = [(n, _addresses(n.channel, n.to, None if n.to else n.recipient, n.content)) for n in notifications]
     found = suppressions_by_address(a for _, addresses in wanted for a in addresses)
     verdicts = {}
     if found:

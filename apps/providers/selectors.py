@@ -7,6 +7,7 @@ from typing import Iterable
 from django.db import connection
 
 from apps.notifications.categories import category_get
+from notifier.pgarray import text_array
 
 from .models import Suppression, SuppressionReason
 
@@ -16,12 +17,13 @@ def suppressions_by_address(addresses: Iterable[str]) -> dict[str, list[Suppress
     wanted = {a for a in addresses if a}
     found: dict[str, list[Suppression]] = defaultdict(list)
     if wanted:
-        # `= ANY(array)`: one parameter, not one placeholder per address (a batch has 1,000).
+        # `= ANY(array)`: one parameter, not one placeholder per address (a batch has 1,000), given
+        # as the array's text: psycopg would quote a Python list element by element, in Python.
         # A plain cursor, not .raw(): this runs for every accepted request and almost always finds
         # nothing, and RawQuerySet's per-query set-up (columns, model init order) cost more than the
         # round trip. The rare rows become the same instances .raw() made (Model.from_db).
         with connection.cursor() as cursor:
-            cursor.execute(_SUPPRESSIONS_SQL, [list(wanted)])
+            cursor.execute(_SUPPRESSIONS_SQL, [text_array(wanted)])
             rows = cursor.fetchall()
         for values in rows:
             row = Suppression.from_db(connection.alias, _SUPPRESSION_FIELDS, values)
@@ -31,7 +33,7 @@ def suppressions_by_address(addresses: Iterable[str]) -> dict[str, list[Suppress
 
 _SUPPRESSION_FIELDS = ("id", "address", "category", "reason", "detail", "created_at")
 _SUPPRESSIONS_SQL = (f"SELECT {', '.join(_SUPPRESSION_FIELDS)} FROM {Suppression._meta.db_table} "
-                     "WHERE address = ANY(%s)")
+                     "WHERE address = ANY(%s::text[])")
 
 
 def suppression_matching(rows: list[Suppression], category: str) -> Suppression | None:

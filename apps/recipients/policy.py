@@ -54,7 +54,8 @@ def check_at_acceptance(specs, now) -> None:
 def check_before_send(notifications, now) -> dict:
     """Verdicts for claimed notifications the recipient's current preferences stop."""
     now = clock.now()
-    notifications = [n for n in notifications if _applies(n.category, n.recipient)]
+    # recipient_id first: most of a batch has direct addresses, and `n.recipient` is a descriptor call.
+    notifications = [n for n in notifications if n.recipient_id is not None and _applies(n.category, n.recipient)]
     verdicts = {}
     if not notifications:
         return verdicts

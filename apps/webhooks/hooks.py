@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from apps.notifications.models import Channel, Status
+from apps.notifications.selectors import notifications_load_deferred
 
 from . import selectors
 from .services import _iso, endpoint_health_record, event_payload, failures_by_endpoint, webhook_deliveries_create
@@ -23,14 +24,18 @@ def on_results(results, now) -> None:
     table = selectors.subscriptions()
     if not table:
         return
-    deliveries = []
+    subscribed = []
     for r in results:
         if r.notification.channel == Channel.WEBHOOK:
             continue  # never webhooks about webhooks
         event = EVENT_OF_STATUS.get(r.status)
         endpoint_ids = table.get(event) if event else None
-        if not endpoint_ids:
-            continue
+        if endpoint_ids:
+            subscribed.append((r, event, endpoint_ids))
+    # A worker's claim leaves metadata deferred: load it for these rows in one query.
+    notifications_load_deferred([r.notification for r, _, _ in subscribed], ("metadata",))
+    deliveries = []
+    for r, event, endpoint_ids in subscribed:
         n = r.notification
         payload = event_payload(
             event, n, at=now, status=r.status, attempts=n.attempts + (1 if r.attempted else 0),

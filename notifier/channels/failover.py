@@ -41,6 +41,9 @@ class Outcome:
         return self.error is not None and not self.attempted and self.retry_at is not None
 
     def describe(self) -> str:
+        if len(self.path) == 1:  # the common case, one provider: no generator
+            name, what = self.path[0]
+            return f"{name}: {what}"
         return "; ".join(f"{name}: {what}" for name, what in self.path)
 
 
@@ -97,7 +100,10 @@ def send_with_failover(providers: Sequence[Provider], messages: Sequence[Message
     for provider in providers:
         if not pending:
             break
-        mine = [i for i in pending if provider.accepts(messages[i])]
+        if type(provider).accepts is Provider.accepts:  # takes every message: no call per message
+            mine = list(pending)
+        else:
+            mine = [i for i in pending if provider.accepts(messages[i])]
         if not mine:
             continue
         channel = provider.channel or messages[mine[0]].channel

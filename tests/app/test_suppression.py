@@ -178,3 +178,14 @@ def test_an_address_added_in_the_admin_is_stored_canonically_and_stops_sends(adm
     assert response.status_code == 302, response.content
     assert Suppression.objects.get().address == "eve@example.com"
     assert _post(api, "email", to="eve@example.com", subject="s", body="b")["status"] == "suppressed"
+
+
+def test_suppressions_are_found_for_addresses_with_quotes_commas_braces_and_backslashes():
+    from apps.providers.selectors import suppressions_by_address
+
+    odd = ['"quoted, name"@example.com', "back\\slash@example.com", "{brace}@example.com", "NULL", " spaced "]
+    plain = ["plain@example.com"]
+    for address in odd + plain:
+        Suppression.objects.create(address=address, channel="email", reason="hard_bounce")
+    assert set(suppressions_by_address(odd + plain + ["other@example.com"])) == set(odd + plain)
+    assert set(suppressions_by_address(plain + ["other@example.com"])) == set(plain)
