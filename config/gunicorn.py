@@ -15,6 +15,13 @@ worker_class = "gthread"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None  # the API logs requests itself (JSON)
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
+# Each web process listens on a socket of its own (SO_REUSEPORT; gunicorn then opens none in the
+# master) and the kernel spreads new connections over them. On one shared socket the first process
+# to wake accepts a whole burst (asyncio accepts up to 100 per wake-up): 32 clients opening their
+# keep-alive connections at once landed 27 to 5 on two processes (make bench --mode single), so one
+# process did the work on one core while the other idled. GUNICORN_REUSE_PORT=0 goes back to one socket.
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "1").strip().lower() in ("1", "true", "yes", "on")
 
 
 def child_exit(server, worker):
@@ -25,6 +32,15 @@ def child_exit(server, worker):
         from notifier.metrics import process_identifier
 
         multiprocess.mark_process_dead(process_identifier(worker.pid))
+
+
+def post_worker_init(worker):
+    """Once a web process has loaded Django and the apps: keep their objects out of the garbage
+    collector's full collections (see notifier/process.py; measured for workers, the same
+    import-time objects live in every web process)."""
+    from notifier.process import freeze_startup_objects
+
+    freeze_startup_objects()
 
 
 def _log_format() -> str:
@@ -42,7 +58,10 @@ if _log_format() == "json":
                                  "stream": "ext://sys.stderr"}},
         "loggers": {
             "gunicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
-            "gunicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+            # The access log only when asked for (GUNICORN_ACCESSLOG): with a handler here gunicorn's
+            # ASGI worker writes a line per request even without --access-logfile, and at hundreds of
+            # requests a second formatting and piping them cost the API a good part of its CPU.
+            "gunicorn.access": {"handlers": ["console"] if accesslog else [], "level": "INFO", "propagate": False},
         },
     }
 
