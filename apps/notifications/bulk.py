@@ -109,19 +109,24 @@ def build_instances(model: type[models.Model], values: Iterable[dict[str, Any]])
     return instances, rows
 
 
-def instances_from_rows(model: type[models.Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> list:
-    """Saved instances from full database rows (every concrete column, in any order), made like
-    ``build_instances`` makes them: what ``Model.from_db`` gives, without a call of ``__init__`` each."""
-    plan = _init_plan(model)
-    order = [list(columns).index(column) for column in plan.columns]
-    attnames, alias, new = plan.attnames, connection.alias, model.__new__
+def instances_from_rows(model: type[models.Model], columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
+                       constants: dict[str, Any] | None = None) -> list:
+    """Saved instances from database rows of ``columns`` (field or column names, in the rows' order),
+    made like ``build_instances`` makes them: what ``Model.from_db`` gives, without a call of
+    ``__init__`` each. Fields not among ``columns`` are deferred (Django loads one on access);
+    ``constants`` are attribute values every instance gets (values the caller knows without
+    reading them back)."""
+    attnames = tuple(model._meta.get_field(column).attname for column in columns)
+    alias, new, extra = connection.alias, model.__new__, constants or {}
     instances = []
     for row in rows:
-        obj = new(model)
-        obj.__dict__.update(zip(attnames, [row[i] for i in order]))
-        state = obj._state = ModelState()
+        values = dict(zip(attnames, row))
+        values.update(extra)
+        state = values["_state"] = ModelState()
         state.adding = False
         state.db = alias
+        obj = new(model)
+        obj.__dict__ = values
         instances.append(obj)
     return instances
 

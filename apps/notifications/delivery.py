@@ -19,7 +19,6 @@ from typing import Any, Iterable
 import psycopg
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models.base import ModelState
 from django.utils import timezone
 
 from notifier import clock, metrics, pii
@@ -31,7 +30,7 @@ from notifier.pgarray import plain_array, text_array
 from notifier.pii import mask_generic, scrub_text
 from notifier.retry import Backoff, should_retry
 
-from . import policy
+from . import bulk, policy
 from .categories import category_get
 from .models import Notification, NotificationEvent, Status
 from .queues import publish_dead_letters
@@ -72,7 +71,6 @@ CLAIM_COLUMNS = (
 )
 # What every claimed row has, known without reading it back: set on the instances by the claim.
 _CLAIM_CONSTANTS = ("status", "claimed_at", "updated_at", "next_attempt_at")
-_CONTENT = CLAIM_COLUMNS.index("content")
 # Ids that can travel as one array literal (uuids as str() writes them), see claim().
 _ID_LIST = re.compile(r"[0-9a-fA-F-]+(?:,[0-9a-fA-F-]+)*")
 # PostgreSQL's jsonb text output has no surrounding whitespace: raw_decode (no whitespace regexes).
@@ -128,22 +126,12 @@ def claim(ids: Iterable[str], now: datetime) -> list[Notification]:
 
 
 def _instances(rows: list[tuple], constants: dict[str, Any]) -> list[Notification]:
-    """Saved ``Notification`` instances from claimed rows (``CLAIM_COLUMNS`` order), made the way
-    unpickling makes them (no ``__init__``, see ``bulk.build_instances``)."""
-    attnames = tuple(Notification._meta.get_field(c).attname for c in CLAIM_COLUMNS)
-    alias, new, decode = connection.alias, Notification.__new__, _json_decode
-    instances = []
-    for row in rows:
-        values = dict(zip(attnames, row))
-        content = row[_CONTENT]
-        values["content"] = decode(content)[0] if content is not None else None
-        values.update(constants)
-        state = values["_state"] = ModelState()
-        state.adding = False
-        state.db = alias
-        obj = new(Notification)
-        obj.__dict__ = values
-        instances.append(obj)
+    """Saved ``Notification`` instances from claimed rows (``CLAIM_COLUMNS`` order), ``content`` decoded."""
+    instances = bulk.instances_from_rows(Notification, CLAIM_COLUMNS, rows, constants=constants)
+    decode = _json_decode
+    for n in instances:
+        if n.content is not None:
+            n.content = decode(n.content)[0]
     return instances
 
 
