@@ -1,0 +1,39 @@
+"""config/gunicorn.py: one listening socket per web process, and no access log unless asked for."""
+import runpy
+from pathlib import Path
+
+CONFIG = str(Path(__file__).resolve().parents[2] / "config" / "gunicorn.py")
+
+
+def _load(monkeypatch, **env):
+    for name in ("GUNICORN_REUSE_PORT", "GUNICORN_ACCESSLOG", "LOG_FORMAT", "DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(CONFIG)
+
+
+def test_each_web_process_listens_on_its_own_socket_unless_turned_off(monkeypatch):
+    assert _load(monkeypatch)["reuse_port"] is True
+    assert _load(monkeypatch, GUNICORN_REUSE_PORT="0")["reuse_port"] is False
+
+
+def test_requests_are_not_logged_unless_an_access_log_is_asked_for(monkeypatch):
+    quiet = _load(monkeypatch, LOG_FORMAT="json")
+    assert quiet["accesslog"] is None
+    assert quiet["logconfig_dict"]["loggers"]["gunicorn.access"]["handlers"] == []
+
+    logged = _load(monkeypatch, LOG_FORMAT="json", GUNICORN_ACCESSLOG="-")
+    assert logged["logconfig_dict"]["loggers"]["gunicorn.access"]["handlers"] == ["console"]
+
+
+def test_web_processes_freeze_their_start_up_objects(monkeypatch):
+    import gc
+
+    config = _load(monkeypatch)
+    gc.unfreeze()
+    try:
+        config["post_worker_init"](worker=None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
