@@ -70,6 +70,11 @@ class PiiMaskingLogger(Logger):
     """gunicorn's own error and access logs mask addresses like the app's logs do:
     a URL such as /api/v1/recipients/alice@example.com/ is logged masked."""
 
+    def _compute_access_log_enabled(self):
+        # gunicorn counts a logging config (ours, for the JSON format) as asking for an access log,
+        # and then builds a record per request that no handler writes: only GUNICORN_ACCESSLOG asks.
+        return bool(self.cfg.accesslog)
+
     def setup(self, cfg):
         super().setup(cfg)
         for log in (self.error_log, self.access_log):

@@ -1,22 +1,83 @@
 """An ASGI app that serves async paths on the event loop and everything else as WSGI on a thread pool."""
 from __future__ import annotations
 
+import asyncio
+import io
 import json
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import sync_to_async
-from asgiref.wsgi import WsgiToAsgiInstance
-
-_run_wsgi_sync = WsgiToAsgiInstance.__dict__["run_wsgi_app"].func  # the undecorated method
+# WSGI environ keys of request headers, computed once per header name.
+_ENVIRON_KEYS = {b"content-length": "CONTENT_LENGTH", b"content-type": "CONTENT_TYPE"}
 
 
-class _PooledWsgiInstance(WsgiToAsgiInstance):
-    """asgiref's WSGI adapter, but calls run on our long-lived threads instead of one shared thread."""
+def _environ_key(name: bytes) -> str:
+    key = _ENVIRON_KEYS.get(name)
+    if key is None:
+        key = "HTTP_" + name.decode("latin1").upper().replace("-", "_")
+        if len(_ENVIRON_KEYS) < 1000:  # header names come from clients: keep the cache bounded
+            _ENVIRON_KEYS[name] = key
+    return key
 
-    executor: ThreadPoolExecutor
 
-    async def run_wsgi_app(self, body):
-        await sync_to_async(_run_wsgi_sync, thread_sensitive=False, executor=self.executor)(self, body)
+def wsgi_environ(scope: dict, body: bytes) -> dict:
+    """The WSGI environ (PEP 3333) of an ASGI HTTP scope and its whole request body."""
+    script_name = scope.get("root_path", "").encode("utf8").decode("latin1")
+    path_info = scope["path"].encode("utf8").decode("latin1")
+    if script_name and path_info.startswith(script_name):
+        path_info = path_info[len(script_name):]
+    server = scope.get("server") or ("localhost", 80)
+    environ = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": script_name,
+        "PATH_INFO": path_info,
+        "QUERY_STRING": scope["query_string"].decode("ascii"),
+        "SERVER_PROTOCOL": "HTTP/" + scope["http_version"],
+        "SERVER_NAME": server[0],
+        "SERVER_PORT": str(server[1] if server[1] is not None else 0),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    client = scope.get("client")
+    if client is not None:
+        environ["REMOTE_ADDR"] = client[0]
+    for name, value in scope.get("headers", ()):
+        key = _environ_key(name)
+        value = value.decode("latin1")
+        if key in environ:  # a repeated header: one value, as RFC 9110 combines them (cookies with "; ")
+            value = environ[key] + ("; " if key == "HTTP_COOKIE" else ",") + value
+        environ[key] = value
+    return environ
+
+
+def run_wsgi(app, environ: dict) -> tuple[int, list, bytes]:
+    """Run a WSGI app to the end of its response: (status code, ASGI headers, body).
+
+    The whole body is collected here, in the calling thread, and the iterable closed (which ends
+    Django's request: ``request_finished``). The sync side serves JSON and admin pages; anything
+    streamed goes through the async paths.
+    """
+    started = []
+
+    def start_response(status, headers, exc_info=None):
+        if exc_info is not None and started:
+            raise exc_info[1].with_traceback(exc_info[2])
+        started[:] = [status, headers]
+
+    result = app(environ, start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    status, headers = started
+    return int(status[:3]), [(name.lower().encode("latin1"), value.encode("latin1")) for name, value in headers], body
 
 
 class HybridApp:
@@ -37,11 +98,29 @@ class HybridApp:
             if self._too_large(scope):
                 await self._reject_too_large(send)
                 return
-            instance = _PooledWsgiInstance(self.wsgi_app)
-            instance.executor = self.executor
-            await instance(scope, receive, send)
+            await self._wsgi(scope, receive, send)
         else:  # websocket: not served
             await send({"type": "websocket.close", "code": 1000})
+
+    async def _wsgi(self, scope, receive, send):
+        """The request on a pool thread, in one hand-off each way: the body is read here first, and the
+        response is sent from here once the app has made all of it. (asgiref's WsgiToAsgi crossed
+        threads again for each message it sent, and that was the larger part of a small request's
+        CPU in the web process.)"""
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        environ = wsgi_environ(scope, body)
+        status, headers, content = await asyncio.get_running_loop().run_in_executor(
+            self.executor, run_wsgi, self.wsgi_app, environ)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
 
     def _too_large(self, scope) -> bool:
         """Refuse bodies over the limit before reading them (the WSGI side would buffer them first)."""

@@ -14,8 +14,10 @@ def _scope(path, method="GET", headers=()):
             "server": ("testserver", 80)}
 
 
-async def _request(scope, body=b""):
-    app = ApplicationCommunicator(application, scope)
+async def _request(scope, body=b"", app=application, parts=None):
+    app = ApplicationCommunicator(app, scope)
+    for part in parts or ():
+        await app.send_input({"type": "http.request", "body": part, "more_body": True})
     await app.send_input({"type": "http.request", "body": body, "more_body": False})
     start = await app.receive_output(10)
     chunks = []
@@ -61,3 +63,37 @@ def test_it_answers_lifespan_events_and_stops_its_threads_at_shutdown():
     asyncio.run(run())
     with pytest.raises(RuntimeError):
         hybrid.executor.submit(print)
+
+
+def test_a_wsgi_request_gets_its_whole_body_headers_and_environ_and_its_response_is_closed():
+    from config.hybrid import HybridApp
+
+    seen, closed = {}, []
+
+    class Body(list):
+        def close(self):
+            closed.append(True)
+
+    def wsgi_app(environ, start_response):
+        seen.update(environ, body=environ["wsgi.input"].read())
+        start_response("201 Created", [("Content-Type", "text/plain"), ("X-Two", "2")])
+        return Body([b"made ", b"it"])
+
+    hybrid = HybridApp(asgi_app=None, wsgi_app=wsgi_app, async_paths=[], threads=1, max_body_bytes=100)
+    scope = _scope("/api/v1/x/", "POST", [(b"content-type", b"application/json"), (b"x-forwarded-for", b"1.1.1.1"),
+                                          (b"x-forwarded-for", b"2.2.2.2"), (b"cookie", b"a=1"), (b"cookie", b"b=2")])
+    scope["query_string"] = b"q=1"
+    try:
+        start, body = asyncio.run(_request(scope, b'"c"}', app=hybrid, parts=[b'{"a": ', b'"b", ']))
+    finally:
+        hybrid.executor.shutdown()
+    assert start["status"] == 201
+    assert (b"x-two", b"2") in start["headers"] and (b"content-type", b"text/plain") in start["headers"]
+    assert body == b"made it"
+    assert closed == [True]  # Django ends its request (request_finished) when the response is closed
+    assert seen["body"] == b'{"a": "b", "c"}'
+    assert seen["REQUEST_METHOD"] == "POST" and seen["PATH_INFO"] == "/api/v1/x/" and seen["QUERY_STRING"] == "q=1"
+    assert seen["CONTENT_TYPE"] == "application/json" and seen["REMOTE_ADDR"] == "127.0.0.1"
+    assert seen["HTTP_X_FORWARDED_FOR"] == "1.1.1.1,2.2.2.2"
+    assert seen["HTTP_COOKIE"] == "a=1; b=2"
+    assert seen["SERVER_NAME"] == "testserver" and seen["SERVER_PORT"] == "80"

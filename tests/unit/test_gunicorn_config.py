@@ -27,6 +27,18 @@ def test_requests_are_not_logged_unless_an_access_log_is_asked_for(monkeypatch):
     assert logged["logconfig_dict"]["loggers"]["gunicorn.access"]["handlers"] == ["console"]
 
 
+def test_the_logger_builds_no_access_record_unless_an_access_log_is_asked_for(monkeypatch):
+    """gunicorn counts any logging config as asking for an access log and formats a record per request."""
+    from types import SimpleNamespace
+
+    logger_class = _load(monkeypatch, LOG_FORMAT="json")["logger_class"]
+    for accesslog, enabled in ((None, False), ("-", True)):
+        logger = logger_class.__new__(logger_class)
+        logger.cfg = SimpleNamespace(accesslog=accesslog, logconfig=None, logconfig_dict={"version": 1},
+                                     logconfig_json=None, syslog=False)
+        assert logger._compute_access_log_enabled() is enabled
+
+
 def test_web_processes_freeze_their_start_up_objects(monkeypatch):
     import gc
 
