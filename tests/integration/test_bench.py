@@ -84,3 +84,21 @@ def test_bench_mixed_mode_reports_high_priority_latency_separately(stack, api_se
     assert report["request_latency_s"]["single_high"]["n"] >= 1
     assert Notification.objects.filter(priority="high", status="sent").count() == \
         report["created_to_sent_s"]["high"]["sent"]
+
+
+def test_full_batches_through_the_procfile_web_server_are_all_answered(stack):
+    """1,000-item bodies (about 200 kB each) over keep-alive connections, four at a time, through the
+    server ``make run`` starts (gunicorn's ASGI worker on config.asgi): each gets its answer. (With
+    gunicorn's optional C parser, gunicorn-h1c 0.6.9, under uvloop, a quarter of them lost their
+    connection instead.)"""
+    from tests.webserver import start_web
+
+    base = start_web(stack, env=NULL_PROVIDERS)
+    stack.worker(concurrency=2, env=NULL_PROVIDERS)
+
+    report = _bench(url=base, mode="batch", clients=4, batch_size=1000, limit=16000, duration=120,
+                    drain_timeout=120)
+
+    assert report["errors"] == {}
+    accepted = report["accepted"]  # the requests in flight when the limit is reached finish too
+    assert accepted >= 16000 and report["by_status"] == {"sent": accepted} and report["lost"] == 0
