@@ -112,10 +112,15 @@ class Notification(models.Model):
             models.Index(fields=["next_attempt_at"], name="notif_due_idx",
                          condition=models.Q(next_attempt_at__isnull=False)),
             models.Index(fields=["status", "channel"], name="notif_status_idx"),
-            models.Index(fields=["recipient", "id"], name="notif_recipient_idx"),
+            # Only rows with a recipient: lookups are by recipient, and rows sent to a direct address
+            # (`to`) need no entry to write on insert and on every status change.
+            models.Index(fields=["recipient", "id"], name="notif_recipient_idx",
+                         condition=models.Q(recipient__isnull=False)),
             models.Index(fields=["group_key"], name="notif_group_idx", condition=~models.Q(group_key="")),
+            # Twilio's status callbacks find their notification by MessageSid (channel sms); the ids of
+            # other channels' providers are never looked up, so they are not indexed.
             models.Index(fields=["provider_message_id"], name="notif_provider_msg_idx",
-                         condition=~models.Q(provider_message_id="")),
+                         condition=models.Q(channel="sms") & ~models.Q(provider_message_id="")),
             # The dispatcher expires pending notifications whose expires_at has passed.
             models.Index(fields=["expires_at"], name="notif_pending_expiry_idx",
                          condition=models.Q(expires_at__isnull=False, status__in=["scheduled", "queued"])),
@@ -129,8 +134,13 @@ class NotificationEvent(models.Model):
     """One row per status change or delivery attempt: the `events` history."""
 
     # No index of its own: event_notif_at_idx (notification, at) serves every lookup by notification,
-    # and three event rows are written per notification on the hot path.
-    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="events", db_index=False)
+    # and three event rows are written per notification on the hot path. No foreign-key constraint in
+    # PostgreSQL either: its check ran once per event row (a lookup and a row lock on the notification,
+    # which the next status update then had to step over), about a third of the database's CPU per
+    # notification on the batch path (docs/performance.md). Events are written only by this app, next to
+    # their notification, and deleting a notification through Django still deletes its events.
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="events", db_index=False,
+                                     db_constraint=False)
     status = models.CharField(max_length=16, choices=Status.choices)
     at = models.DateTimeField()
     detail = models.TextField(blank=True)
