@@ -46,7 +46,9 @@ def release_time(now: datetime, tz_name: str, start: time, end: time) -> datetim
         end_date = today
     else:
         return None
-    local_release = datetime.combine(end_date, end, tzinfo=zone)
+    # A window's times are wall-clock times: a fold they carry (hypothesis makes such times) would pick
+    # the later offset for a time a DST change skips, which lands an hour before the window ends.
+    local_release = datetime.combine(end_date, end.replace(fold=0), tzinfo=zone)
     release = local_release.astimezone(timezone.utc)
     if release <= now:  # a wall-clock time that occurs twice (DST ends) and ``now`` is in its second run
         release = local_release.replace(fold=1).astimezone(timezone.utc)

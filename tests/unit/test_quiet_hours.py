@@ -95,3 +95,11 @@ def test_a_hold_always_ends_later_within_a_day_at_the_local_end_of_the_window(mo
     released_local = release.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
     # The local end of the window, or just after it when that wall-clock time is skipped by a DST change.
     assert timedelta(0) <= released_local - datetime.combine(released_local.date(), end) <= timedelta(hours=1)
+
+
+def test_a_window_end_skipped_by_dst_releases_just_after_it_whatever_the_fold_of_the_end_time():
+    """New York skips 02:00-03:00 on 2024-03-10: a window ending at 02:00 ends at 03:00 EDT (07:00 UTC)."""
+    moment = datetime(2024, 3, 10, 0, 0, tzinfo=timezone.utc)  # 19:00 EST the evening before
+    for end in (time(2, 0), time(2, 0, fold=1)):
+        assert release_time(moment, "America/New_York", time(2, 1), end) == datetime(2024, 3, 10, 7, 0,
+                                                                                    tzinfo=timezone.utc)
