@@ -179,7 +179,7 @@ NOTIFIER_CLAIM_TIMEOUT = env_float("NOTIFIER_CLAIM_TIMEOUT", 330.0)
 NOTIFIER_REQUEUE_AFTER = env_float("NOTIFIER_REQUEUE_AFTER", 600.0)
 NOTIFIER_DISPATCH_INTERVAL = env_float("NOTIFIER_DISPATCH_INTERVAL", 1.0)
 NOTIFIER_SWEEP_INTERVAL = env_float("NOTIFIER_SWEEP_INTERVAL", 30.0)
-NOTIFIER_CHUNK_SIZE = env_int("NOTIFIER_CHUNK_SIZE", 500)
+NOTIFIER_CHUNK_SIZE = env_int("NOTIFIER_CHUNK_SIZE", 1000)
 # --- Throughput (issue 7): most items per POST /api/v1/notifications/batch/ ---
 NOTIFIER_BATCH_MAX = env_int("NOTIFIER_BATCH_MAX", 1000)
 # Small creates committed within this many ms share one delivery message (0 = publish each alone);
