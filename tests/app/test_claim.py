@@ -50,3 +50,57 @@ def test_a_claim_in_a_transaction_returns_the_columns_delivery_needs(api):
 @pytest.mark.django_db(transaction=True)
 def test_a_claim_with_binary_rows_returns_the_columns_delivery_needs(api):
     _check_claim(_create(api))
+
+
+def _deliver_results(claimed, status=Status.SENT):
+    delivery.record_results([delivery.Result(n, status, provider="null", detail="accepted") for n in claimed])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_results_find_their_rows_by_the_version_the_claim_wrote(api):
+    ids = _create(api)
+    claimed = delivery.claim(ids, timezone.now())
+    assert all(isinstance(n.claim_tid, str) and n.claim_tid.startswith("(") for n in claimed)
+    with CaptureQueriesContext(connection) as queries:
+        _deliver_results(claimed)
+    assert sum("::tid[]" in q["sql"] for q in queries) == 1
+    assert not any("UPDATE" in q["sql"] and "::tid[]" not in q["sql"] for q in queries)  # no lookup by id
+    for n in Notification.objects.filter(pk__in=ids):
+        assert (n.status, n.attempts, n.provider) == (Status.SENT, 1, "null")
+        assert [e.status for e in n.events.all()] == ["queued", "sending", "sent"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_whose_version_moved_since_its_claim_still_gets_its_result_once(api):
+    ids = _create(api)
+    claimed = delivery.claim(ids, timezone.now())
+    # Another write to one row (an operator's edit, say) leaves its claimed version behind.
+    Notification.objects.filter(pk=ids[1]).update(metadata={"edited": True})
+    _deliver_results(claimed)
+    rows = {str(n.pk): n for n in Notification.objects.filter(pk__in=ids)}
+    assert {n.status for n in rows.values()} == {Status.SENT}
+    assert all(n.attempts == 1 for n in rows.values())
+    assert [e.status for e in rows[ids[1]].events.all()] == ["queued", "sending", "sent"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_result_for_a_row_no_longer_sending_leaves_the_row_alone(api):
+    ids = _create(api, n=1)
+    claimed = delivery.claim(ids, timezone.now())
+    Notification.objects.filter(pk=ids[0]).update(status=Status.QUEUED)  # the sweep put it back
+    _deliver_results(claimed)
+    n = Notification.objects.get(pk=ids[0])
+    assert (n.status, n.attempts) == (Status.QUEUED, 0)
+
+
+@pytest.mark.django_db
+def test_a_result_is_a_tid_scan_whatever_the_status_index_holds():
+    """Looked up by id, the planner walked notif_status_idx over every `sending` entry ever made."""
+    sql = ("EXPLAIN UPDATE notifications_notification AS n SET status = 'sent' "
+           "FROM unnest(%s::uuid[], %s::tid[]) AS v(i, c) WHERE n.ctid = v.c AND n.id = v.i "
+           "AND (n.status = 'sending') IS TRUE")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(sql, ["{00000000-0000-0000-0000-000000000001}", '{"(0,1)"}'])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Tid Scan" in plan and "notif_status_idx" not in plan
