@@ -46,8 +46,15 @@ def publish_deliveries(items: Iterable[tuple[object, str]]) -> None:
     for priority, ids in by_priority.items():
         queue = priority_queue(priority)
         for chunk in chunked(ids, settings.NOTIFIER_CHUNK_SIZE):
+            # argsrepr (what Flower shows): the first id and the count. Celery would otherwise
+            # build a truncated repr of the whole list of ids for every message.
             deliver.apply_async(args=[chunk], queue=queue, routing_key=queue,
-                                exchange=settings.NOTIFIER_EXCHANGE, headers=headers)
+                                exchange=settings.NOTIFIER_EXCHANGE, headers=headers,
+                                argsrepr=_ids_repr(chunk))
+
+
+def _ids_repr(ids: list[str]) -> str:
+    return f"[['{ids[0]}']]" if len(ids) == 1 else f"[['{ids[0]}', ... {len(ids)} ids]]"
 
 
 _declared = False

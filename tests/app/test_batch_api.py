@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 
@@ -179,6 +182,13 @@ CASES = [
     ("email", {"to": "a@example.com", "subject": "s", "body": "b", "title": "t"}),
     ("email", {"subject": "s", "body": "b"}),
     ("email", {"to": "a@example.com", "recipient": "r", "subject": "s", "body": "b"}),
+    ("email", {"to": "a@example.com", "subject": "s", "body": "b", "metadata": {"a": "é" * 1300}}),
+    ("email", {"to": "a@example.com", "subject": "s", "body": "b", "metadata": {"a": "é" * 3000}}),
+    ("email", {"to": "a@example.com", "subject": "s", "body": "b", "metadata": {"a": "\x01" * 2700}}),
+    ("email", {"to": "a@example.com", "subject": "s", "body": "b", "metadata": {"n": 2 ** 70, "t": True, "z": None}}),
+    ("email", {"to": "a@example.com", "subject": "s", "body": "b", "metadata": {"n": 10 ** 5000}}),
+    ("email", {"to": "a@example.com", "subject": "s", "body": "b", "metadata": {"f": 1.5, "i": -3}}),
+    ("email", {"to": "a@example.com", "subject": "s", "body": "b", "metadata": {}}),
     ("sms", {"to": "+12025550123", "body": "x" * 1601}),
     ("sms", {"to": "+12025550123", "body": "code", "unknown_field": {"ignored": True}}),
     ("push", {"to": "tok", "title": "t", "body": "b", "data": {"a": "1"}}),
@@ -233,3 +243,13 @@ def test_rows_written_in_bulk_read_back_as_the_orm_writes_them(api, no_publish, 
         assert cursor.fetchall() == [("object", "object")]
     events = list(NotificationEvent.objects.filter(notification_id=first.id).values_list("status", "detail", "attempt"))
     assert events == [("queued", "", None)]
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=20), st.one_of(
+    st.text(max_size=200), st.integers(min_value=-(2 ** 63) + 1, max_value=2 ** 63 - 1), st.booleans(), st.none()),
+    max_size=12))
+def test_the_size_bound_of_flat_metadata_is_never_below_its_json_size(value):
+    from apps.notifications.batch import _flat_json_size_bound
+
+    assert _flat_json_size_bound(value) >= len(json.dumps(value))

@@ -19,3 +19,28 @@ def test_compiled_email_validator_answers_like_djangos(address):
         return "valid"
 
     assert verdict(validate_email) == verdict(django_validate_email)
+
+
+@pytest.mark.parametrize("address", ADDRESSES)
+def test_a_domain_seen_before_gets_the_same_answer(address):
+    def verdict():
+        try:
+            validate_email(address)
+        except ValidationError as exc:
+            return exc.messages
+        return "valid"
+
+    first, second = verdict(), verdict()  # the second from the remembered domain
+    assert first == second
+
+
+def test_the_remembered_domains_are_bounded(monkeypatch):
+    from notifier.addresses import CompiledEmailValidator
+
+    monkeypatch.setattr(CompiledEmailValidator, "_known_domains", {})
+    monkeypatch.setattr(CompiledEmailValidator, "MAX_KNOWN_DOMAINS", 3)
+    for i in range(10):
+        validate_email(f"a@host{i}.example.com")
+    assert len(CompiledEmailValidator._known_domains) == 3
+    with pytest.raises(ValidationError):
+        validate_email("a@-bad.example.com")  # still checked when not remembered
