@@ -62,3 +62,22 @@ def test_event_rows_have_no_foreign_key_check_but_deleting_a_notification_delete
     notification.delete()
 
     assert not NotificationEvent.objects.filter(notification_id=notification.pk).exists()
+
+
+def test_the_api_key_reference_has_no_foreign_key_check_but_deleting_a_key_clears_it():
+    from apps.apikeys.models import ApiKey
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = %s::regclass "
+            "AND conkey = ARRAY[(SELECT attnum FROM pg_attribute WHERE attrelid = %s::regclass "
+            "AND attname = 'api_key_id')]", [Notification._meta.db_table] * 2)
+        assert cursor.fetchone()[0] == 0
+    assert "api_key_id" in _plan(Notification.objects.filter(api_key_id=1))  # still indexed
+    key = ApiKey.objects.create(name="gone", prefix="gone1234", key_hash="x" * 64)
+    notification = _notification(api_key=key)
+
+    key.delete()
+
+    notification.refresh_from_db()
+    assert notification.api_key_id is None
