@@ -277,12 +277,12 @@ def notifications_create_batch(*, items: list, api_key) -> list[dict]:
     """
     checked = notifications_validate_batch(items=items, api_key=api_key)
     specs = [c for c in checked if isinstance(c, NotificationSpec)]
-    created = iter(notifications_create(specs=specs, api_key=api_key) if specs else [])
+    created = iter(notifications_create(specs=specs, api_key=api_key, lean=True) if specs else [])
     results = []
     for c in checked:
         if isinstance(c, NotificationSpec):
             n = next(created)
-            results.append({"id": str(n.id), "status": n.status})
+            results.append({"id": n.id, "status": n.status})
         else:
             results.append({"errors": c})
     return results

@@ -155,22 +155,66 @@ def create_notifications(values: list[dict[str, Any]], events: list[tuple]) -> l
     ``transaction.atomic()``. A few rows (the single endpoint) take one statement; a batch takes
     two COPYs.
     """
-    plan = _init_plan(Notification)
-    columns = plan.columns
     instances, rows = build_instances(Notification, values)
-    event_rows = [(obj.pk, *event) for obj, event in zip(instances, events)]
-    if len(rows) > SMALL_BATCH:
-        binary = plan.binary_types is not None
-        _adapt_json(rows, plan.json_fields, binary=binary)
-        copy_rows(Notification._meta.db_table, columns, rows, types=plan.binary_types)
-        copy_rows(NotificationEvent._meta.db_table, EVENT_COLUMNS, event_rows, types=EVENT_TYPES)
-        return instances
+    insert_notification_rows(rows, [(obj.pk, *event) for obj, event in zip(instances, events)])
+    return instances
+
+
+def insert_notification_rows(rows: list[list], event_rows: list[tuple]) -> None:
+    """Insert notification rows (every column, in column order: ``build_instances`` or
+    ``row_builder`` made them) and their events (``EVENT_COLUMNS``). JSON values are adapted in
+    place. A few rows take one statement; more take two COPYs (call it inside a transaction)."""
     if not rows:
-        return instances
+        return
+    plan = _init_plan(Notification)
+    if len(rows) > SMALL_BATCH:
+        _adapt_json(rows, plan.json_fields, binary=plan.binary_types is not None)
+        copy_rows(Notification._meta.db_table, plan.columns, rows, types=plan.binary_types)
+        copy_rows(NotificationEvent._meta.db_table, EVENT_COLUMNS, event_rows, types=EVENT_TYPES)
+        return
     _adapt_json(rows, plan.json_fields, binary=False)
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(columns, len(rows)),
+        cursor.execute(_insert_sql(plan.columns, len(rows)),
                        [v for row in rows for v in row] + [v for row in event_rows for v in row])
+
+
+@lru_cache(maxsize=None)
+def row_builder(model: type[models.Model], attnames: tuple[str, ...]):
+    """A function of ``len(attnames)`` positional values that returns a full row of ``model`` (a
+    list in column order, as ``build_instances`` makes it): the values in their columns, every
+    other field's default.
+
+    It is compiled once per model and set of fields, as the standard library compiles a
+    namedtuple's methods: at 1,000 rows a request, making a dict of each row and placing its
+    values one by one cost more than validating the row.
+    """
+    plan = _init_plan(model)
+    unknown = set(attnames) - plan.positions.keys()
+    if unknown:
+        raise ValueError(f"{model.__name__} has no fields {sorted(unknown)}")
+    given = {plan.positions[name]: f"v{i}" for i, name in enumerate(attnames)}
+    called = {index: f"d{index}" for index, _, _ in plan.callables if index not in given}
+    namespace = {f"c{index}": value for index, value in enumerate(plan.template)}
+    namespace.update({f"d{index}": default for index, _, default in plan.callables if index in called})
+    cells = [given.get(index) or (f"{called[index]}()" if index in called else f"c{index}")
+             for index in range(len(plan.template))]
+    source = f"def build({', '.join(f'v{i}' for i in range(len(attnames)))}):\n    return [{', '.join(cells)}]\n"
+    exec(compile(source, f"<row_builder {model.__name__}>", "exec"), namespace)  # noqa: S102 - our own source
+    return namespace["build"]
+
+
+def instances_from_full_rows(model: type[models.Model], rows: Iterable[Sequence[Any]]) -> list:
+    """Instances, as after their insert, of full rows (``row_builder``); made as ``build_instances`` makes them."""
+    plan = _init_plan(model)
+    attnames, alias, new = plan.attnames, connection.alias, model.__new__
+    instances = []
+    for args in rows:
+        obj = new(model)
+        obj.__dict__.update(zip(attnames, args))
+        state = obj._state = ModelState()
+        state.adding = False
+        state.db = alias
+        instances.append(obj)
     return instances
 
 

@@ -57,15 +57,16 @@ def _initial_state(spec: NotificationSpec, now: datetime) -> tuple[str, datetime
     return Status.QUEUED, None, ""
 
 
-def notifications_create(*, specs: list[NotificationSpec], api_key=None) -> list[Notification]:
+def notifications_create(*, specs: list[NotificationSpec], api_key=None,
+                         lean: bool = False) -> list[Notification] | list[Created]:
     """Insert notifications and their first events in one transaction; publish after commit.
 
-    Returns the saved notifications in the order of ``specs``.
+    Returns the saved notifications in the order of ``specs`` (``lean``: ``Created`` records).
     """
     now = timezone.now()
     policy.at_acceptance(specs, now)
     api_key_id = api_key.pk if api_key is not None else None
-    notifications = notifications_insert(specs=specs, api_key_ids=[api_key_id] * len(specs), now=now)
+    notifications = notifications_insert(specs=specs, api_key_ids=[api_key_id] * len(specs), now=now, lean=lean)
     created = [(n.channel, n.category, n.priority, n.status) for n in notifications]
     created_ids = [n.id for n in notifications]
     transaction.on_commit(lambda: _count_created(created, created_ids))
@@ -90,35 +91,57 @@ def notification_create_single(*, spec: NotificationSpec, api_key=None) -> Notif
     return committer.submit([spec], api_key)[0]
 
 
-def notifications_insert(*, specs: list[NotificationSpec], api_key_ids: list[Any], now: datetime) -> list[Notification]:
+# The fields a new notification sets (the rest take their defaults), in row_builder's order.
+_INSERT_FIELDS = (
+    "id", "channel", "recipient_id", "to", "category", "priority", "template", "locale", "content", "status",
+    "scheduled_for", "expires_at", "next_attempt_at", "queued_at", "metadata", "group_key", "api_key_id",
+    "created_at", "updated_at",
+)
+
+
+class Created:
+    """What the batch endpoint needs of a notification it created: no model instance per row."""
+
+    __slots__ = ("id", "channel", "category", "priority", "status")
+
+    def __init__(self, id, channel, category, priority, status):  # noqa: A002 - the notification's id (text)
+        self.id, self.channel, self.category, self.priority, self.status = id, channel, category, priority, status
+
+
+def notifications_insert(*, specs: list[NotificationSpec], api_key_ids: list[Any], now: datetime,
+                         lean: bool = False) -> list[Notification] | list[Created]:
     """Insert notifications whose acceptance policy has run, and their first events; commit (or join
-    the surrounding transaction). No metrics, no publishing: the caller does those after commit."""
-    rows: list[dict[str, Any]] = []
-    events: list[tuple] = []
+    the surrounding transaction). No metrics, no publishing: the caller does those after commit.
+
+    ``lean``: return ``Created`` records (the id as text) instead of model instances."""
+    build = bulk.row_builder(Notification, _INSERT_FIELDS)
+    rows: list[list] = []
+    event_rows: list[tuple] = []
     for spec, api_key_id, notification_id in zip(specs, api_key_ids, uuid7_many(len(specs))):
         status, next_attempt_at, detail = _initial_state(spec, now)
-        # Attribute names (recipient_id, api_key_id); fields left out take their model defaults.
-        rows.append(dict(
-            id=notification_id, channel=spec.channel,
-            recipient_id=spec.recipient.pk if spec.recipient is not None else None,
-            to=spec.to, category=spec.category,
-            priority=spec.priority, template=spec.template, locale=spec.locale, content=spec.content,
-            status=status, scheduled_for=spec.scheduled_for, expires_at=spec.expires_at,
-            next_attempt_at=next_attempt_at, queued_at=now if status == Status.QUEUED else None,
-            metadata=spec.metadata, group_key=spec.group_key, api_key_id=api_key_id,
-            created_at=now, updated_at=now,
+        recipient = spec.recipient
+        rows.append(build(
+            notification_id, spec.channel, recipient.pk if recipient is not None else None, spec.to, spec.category,
+            spec.priority, spec.template, spec.locale, spec.content, status, spec.scheduled_for, spec.expires_at,
+            next_attempt_at, now if status == Status.QUEUED else None, spec.metadata, spec.group_key, api_key_id,
+            now, now,
         ))
-        events.append((status, now, detail or "", "", None))
+        event_rows.append((notification_id, status, now, detail or "", "", None))
+    if lean:
+        notifications = [Created(str(row[0]), spec.channel, spec.category, spec.priority, event[1])
+                         for row, spec, event in zip(rows, specs, event_rows)]
+    else:
+        notifications = bulk.instances_from_full_rows(Notification, rows)  # before the JSON values are adapted
+        recipient_field = Notification.recipient.field
+        for notification, spec in zip(notifications, specs):
+            if spec.recipient is not None:
+                recipient_field.set_cached_value(notification, spec.recipient)
     # A batch goes by two COPYs in a transaction. A few rows and their events go in ONE statement,
     # atomic by itself: outside a transaction it commits at once (no BEGIN/COMMIT round trips) and
     # the caller's on_commit() callbacks then run right away, as after the commit of a transaction.
     one_statement = len(rows) <= bulk.SMALL_BATCH and not transaction.get_connection().in_atomic_block
     with nullcontext() if one_statement else transaction.atomic():
-        notifications = bulk.create_notifications(rows, events)
-    recipient_field = Notification.recipient.field
-    for notification, spec in zip(notifications, specs):
-        if spec.recipient is not None:
-            recipient_field.set_cached_value(notification, spec.recipient)
+        bulk.insert_notification_rows(rows, event_rows)
     return notifications
 
 

@@ -253,3 +253,24 @@ def test_the_size_bound_of_flat_metadata_is_never_below_its_json_size(value):
     from apps.notifications.batch import _flat_json_size_bound
 
     assert _flat_json_size_bound(value) >= len(json.dumps(value))
+
+
+def test_a_compiled_row_builder_makes_the_rows_build_instances_makes():
+    from django.utils import timezone
+
+    from apps.notifications import bulk
+    from notifier.ids import uuid7
+
+    now = timezone.now()
+    values = dict(id=uuid7(), channel="sms", to="+12025550123", category="otp", priority="high",
+                  content={"body": "b"}, status="queued", queued_at=now, metadata={"k": 1}, created_at=now,
+                  updated_at=now)
+    _, (expected,) = bulk.build_instances(Notification, [values])
+    build = bulk.row_builder(Notification, tuple(values))
+    row = build(*values.values())
+    assert row == expected
+    assert build(*values.values()) is not row  # a new list each time
+    [instance] = bulk.instances_from_full_rows(Notification, [row])
+    assert (instance.pk, instance.to, instance.attempts, instance.last_error) == (values["id"], values["to"], 0, "")
+    with pytest.raises(ValueError):
+        bulk.row_builder(Notification, ("id", "no_such_field"))
