@@ -357,7 +357,7 @@ def record_results(results: list[Result]) -> None:
         return
     now = timezone.now()
     columns = [
-        plain_array([str(r.notification.id) for r in results]),
+        plain_array([r.notification.id.hex for r in results]),  # 32 hex digits: PostgreSQL reads them as uuid
         text_array([r.status for r in results]),
         text_array([r.provider for r in results]),
         text_array([r.provider_message_id for r in results]),
