@@ -88,10 +88,8 @@ def build_instances(model: type[models.Model], values: Iterable[dict[str, Any]])
     ``(instances, rows)``, ``rows[i]`` being the field values of ``instances[i]`` in column order.
     """
     plan = _init_plan(model)
-    template, callables, positions, attnames = plan.template, plan.callables, plan.positions, plan.attnames
-    instances, rows = [], []
-    alias = connection.alias
-    new = model.__new__
+    template, callables, positions = plan.template, plan.callables, plan.positions
+    rows = []
     for given in values:
         args = list(template)
         for index, attname, default in callables:
@@ -99,14 +97,8 @@ def build_instances(model: type[models.Model], values: Iterable[dict[str, Any]])
                 args[index] = default()
         for attname, value in given.items():
             args[positions[attname]] = value
-        obj = new(model)
-        obj.__dict__.update(zip(attnames, args))
-        state = obj._state = ModelState()
-        state.adding = False
-        state.db = alias
-        instances.append(obj)
         rows.append(args)
-    return instances, rows
+    return instances_from_full_rows(model, rows), rows
 
 
 def instances_from_rows(model: type[models.Model], columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
@@ -204,7 +196,8 @@ def row_builder(model: type[models.Model], attnames: tuple[str, ...]):
 
 
 def instances_from_full_rows(model: type[models.Model], rows: Iterable[Sequence[Any]]) -> list:
-    """Instances, as after their insert, of full rows (``row_builder``); made as ``build_instances`` makes them."""
+    """Instances, as after their insert, of full rows (``row_builder``, ``build_instances``): made the way
+    unpickling makes them, ``__new__`` and the attribute dict."""
     plan = _init_plan(model)
     attnames, alias, new = plan.attnames, connection.alias, model.__new__
     instances = []
