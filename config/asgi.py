@@ -10,7 +10,11 @@ Two kinds of views live in one process on one port:
   would. Each thread keeps its persistent database connection
   (``CONN_MAX_AGE``). Django's own ASGI handler would instead run each sync
   view in a fresh thread with a fresh database connection, which costs about
-  half the CPU of a request on this kind of machine (docs/inbox.md).
+  half the CPU of a request on this kind of machine (docs/inbox.md);
+- the common single create (``POST /api/v1/notifications/{channel}/``) is
+  answered on the event loop and the group committer, without Django's
+  request cycle (``apps/notifications/api/express.py``); everything else it
+  declines goes to the sync app with the same body.
 """
 import os
 
@@ -23,6 +27,7 @@ django_asgi = get_asgi_application()  # sets Django up
 from django.conf import settings  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
+from apps.notifications.api.express import express_create  # noqa: E402
 from config.hybrid import HybridApp  # noqa: E402
 
 application = HybridApp(
@@ -31,4 +36,5 @@ application = HybridApp(
     async_paths=settings.NOTIFIER_ASYNC_PATHS,
     threads=settings.NOTIFIER_WEB_THREADS,
     max_body_bytes=settings.NOTIFIER_MAX_BODY_BYTES,
+    express=express_create(),  # the common single create without Django's request cycle (express.py)
 )

@@ -81,9 +81,12 @@ def run_wsgi(app, environ: dict) -> tuple[int, list, bytes]:
 
 
 class HybridApp:
-    def __init__(self, *, asgi_app, wsgi_app, async_paths, threads: int, max_body_bytes: int):
+    def __init__(self, *, asgi_app, wsgi_app, async_paths, threads: int, max_body_bytes: int, express=None):
         self.asgi_app = asgi_app
         self.wsgi_app = wsgi_app
+        # Answers some requests on the loop (``match(scope)``, then ``await handle(scope, body, match)``,
+        # which returns (status, headers, body) or None to hand the request to the WSGI app).
+        self.express = express
         self.async_paths = tuple(async_paths)
         self.max_body_bytes = max_body_bytes
         self.executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="wsgi")
@@ -116,9 +119,19 @@ class HybridApp:
             if not message.get("more_body"):
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        express = self.express
+        if express is not None and (match := express.match(scope)) is not None:
+            answer = await express.handle(scope, body, match)
+            if answer is not None:
+                await self._respond(send, *answer)
+                return
         environ = wsgi_environ(scope, body)
         status, headers, content = await asyncio.get_running_loop().run_in_executor(
             self.executor, run_wsgi, self.wsgi_app, environ)
+        await self._respond(send, status, headers, content)
+
+    @staticmethod
+    async def _respond(send, status: int, headers: list, content: bytes) -> None:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
 

@@ -188,6 +188,9 @@ NOTIFIER_PUBLISH_COALESCE_MS = env_float("NOTIFIER_PUBLISH_COALESCE_MS", 2.0)
 NOTIFIER_PUBLISH_WAIT = env_float("NOTIFIER_PUBLISH_WAIT", 5.0)
 # Single creates of concurrent requests share one policy check, insert and publish (groupcommit.py).
 NOTIFIER_GROUP_COMMIT = env_bool("NOTIFIER_GROUP_COMMIT", True)
+# The common single create answered on the web process's event loop, without Django's request
+# cycle (apps/notifications/api/express.py; needs the group committer).
+NOTIFIER_EXPRESS_CREATE = env_bool("NOTIFIER_EXPRESS_CREATE", True)
 NOTIFIER_PUBLIC_URL = env_str("NOTIFIER_PUBLIC_URL", "http://127.0.0.1:8000")
 
 # --- Providers: Twilio, FCM, Web Push, extra SMTP relays, circuit breakers -----------

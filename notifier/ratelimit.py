@@ -168,10 +168,23 @@ class ApiRateLimiter:
         code, wait_ms, remaining = self._script(
             keys=self._keys(key_id), args=[_now_arg(self.clock), repr(float(rate)), int(burst), int(cost)],
         )
+        return self._decision(code, wait_ms, remaining)
+
+    @staticmethod
+    def _decision(code, wait_ms, remaining) -> ApiDecision:
         code = int(code)
         if code == -1:
             return ApiDecision(allowed=False, revoked=True)
         return ApiDecision(allowed=code == 1, retry_after=int(wait_ms) / 1000.0, remaining=int(remaining))
+
+    def hit_many(self, items: Sequence[tuple[str, float, int]]) -> list[ApiDecision]:
+        """``hit(key_id, rate=rate, burst=burst)`` for each ``(key_id, rate, burst)`` in order, in one
+        round trip (a pipeline of script calls; each is still atomic on its own)."""
+        pipe = self.client.pipeline(transaction=False)
+        now = _now_arg(self.clock)
+        for key_id, rate, burst in items:
+            self._script(keys=self._keys(key_id), args=[now, repr(float(rate)), int(burst), 1], client=pipe)
+        return [self._decision(*reply) for reply in pipe.execute()]
 
     def mark_revoked(self, key_id: str) -> None:
         self.client.set(self._keys(key_id)[1], "1")

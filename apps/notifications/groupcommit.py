@@ -50,7 +50,10 @@ logger = logging.getLogger(__name__)
 
 
 class _Ticket:
+    """A request thread's validated specs; the thread waits on ``done``."""
+
     __slots__ = ("specs", "api_key_id", "request_id", "done", "result", "error")
+    declined = False
 
     def __init__(self, specs, api_key_id):
         self.specs = specs
@@ -59,6 +62,31 @@ class _Ticket:
         self.done = threading.Event()
         self.result = None
         self.error: BaseException | None = None
+
+
+class ExpressTicket:
+    """One single create from the event loop (``api/express.py``), not yet validated.
+
+    The committer validates ``item`` and takes the key's throttle token with the rest of the group
+    (``_prepare``). A request it does not create is ``declined``: invalid, throttled, revoked, or
+    anything else that Django's own request path answers (with the same body, untouched here).
+    The committer then completes ``future`` on its event loop.
+    """
+
+    __slots__ = ("item", "channel", "api_key", "specs", "api_key_id", "request_id", "result", "error",
+                 "declined", "future")
+
+    def __init__(self, *, item: dict, channel: str, api_key, request_id: str, future):
+        self.item = item
+        self.channel = channel
+        self.api_key = api_key
+        self.api_key_id = api_key.pk
+        self.request_id = request_id
+        self.future = future  # an asyncio future of the loop that waits; resolved with this ticket
+        self.specs = None
+        self.result = None
+        self.error: BaseException | None = None
+        self.declined = False
 
 
 class GroupCommitter:
@@ -87,6 +115,13 @@ class GroupCommitter:
             raise ticket.error
         return ticket.result
 
+    def submit_express(self, ticket: ExpressTicket) -> None:
+        """Queue an event loop's request; its future is resolved (from this thread) once it is done."""
+        with self._lock:
+            self._ensure_thread()
+            self._pending.append(ticket)
+        self._wake.set()
+
     def _ensure_thread(self) -> None:
         # After a fork (gunicorn) the parent's thread does not exist in the child.
         if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
@@ -98,10 +133,11 @@ class GroupCommitter:
         with self._lock:
             taken, count = 0, 0
             for ticket in self._pending:
-                if taken and count + len(ticket.specs) > self.max_items:
+                size = len(ticket.specs) if ticket.specs is not None else 1  # an express ticket: one item
+                if taken and count + size > self.max_items:
                     break
                 taken += 1
-                count += len(ticket.specs)
+                count += size
             tickets, self._pending = self._pending[:taken], self._pending[taken:]
             if not self._pending:
                 self._wake.clear()
@@ -130,15 +166,69 @@ class GroupCommitter:
                 # What Django does around each request: drop a connection past CONN_MAX_AGE or broken
                 # by an error, and health-check the kept one before its first query (once per group).
                 close_old_connections()
-                create_group(tickets)
+                create_group(_prepare(tickets))
             except BaseException as exc:  # noqa: BLE001 - never kill the thread; the requests get the error
                 logger.exception("group commit of %d requests failed", len(tickets))
                 for ticket in tickets:
-                    if not ticket.done.is_set():
+                    if not ticket.declined:
                         ticket.error = exc
             finally:
-                for ticket in tickets:
-                    ticket.done.set()
+                _finish(tickets)
+
+
+def _prepare(tickets: list) -> list:
+    """Validate and throttle the group's express tickets; the tickets to create (the rest are declined).
+
+    What DRF does for a request before the view, and the view's validation, in the same order of
+    outcomes: a request that is invalid or throttled is declined before it takes a throttle token or
+    a row, and Django's path then gives it its 400 or 429.
+    """
+    express = [t for t in tickets if type(t) is ExpressTicket]
+    if not express:
+        return tickets
+    from apps.apikeys.throttling import throttle_many
+    from rest_framework.exceptions import ValidationError
+
+    from .batch import _recipients_for, item_validator
+
+    context = {"recipients": _recipients_for([t.item for t in express])}
+    valid = []
+    for ticket in express:
+        token = set_request_id(ticket.request_id)
+        try:
+            ticket.specs = [item_validator(ticket.channel, **context).validate(ticket.item)]
+            valid.append(ticket)
+        except (ValidationError, RecursionError):
+            ticket.declined = True
+        except Exception:  # noqa: BLE001 - Django's path answers it, as it would have answered it alone
+            logger.warning("express validation failed; handing the request to Django", exc_info=True)
+            ticket.declined = True
+        finally:
+            reset_request_id(token)
+    for ticket, allowed in zip(valid, throttle_many([t.api_key for t in valid]) if valid else ()):
+        ticket.declined = not allowed
+    return [t for t in tickets if not t.declined]
+
+
+def _finish(tickets: list) -> None:
+    """Wake the waiting request threads, and resolve the express futures (one call per event loop)."""
+    by_loop: dict[Any, list] = {}
+    for ticket in tickets:
+        if type(ticket) is ExpressTicket:
+            by_loop.setdefault(ticket.future.get_loop(), []).append(ticket)
+        else:
+            ticket.done.set()
+    for loop, express in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, express)
+        except RuntimeError:  # the loop has closed: nobody waits any more
+            pass
+
+
+def _resolve(tickets: list) -> None:
+    for ticket in tickets:
+        if not ticket.future.done():  # cancelled when the client went away
+            ticket.future.set_result(ticket)
 
 
 def create_group(tickets: list[_Ticket]) -> None:

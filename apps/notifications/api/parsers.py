@@ -22,23 +22,27 @@ class StrictJSONParser(JSONParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         raw = stream.read() if stream is not None else b""
-        if b"\\u0000" in raw:
-            raise ParseError("NUL characters (\\u0000) are not allowed.")
+        return parse_json(raw, (parser_context or {}).get("encoding") or "utf-8")
+
+
+def parse_json(raw: bytes, encoding: str = "utf-8"):
+    """The JSON document in ``raw`` under the rules above; raises ``ParseError``."""
+    if b"\\u0000" in raw:
+        raise ParseError("NUL characters (\\u0000) are not allowed.")
+    try:
+        data = json.loads(raw.decode(encoding), parse_constant=_refuse_constant)
+    except RecursionError as exc:
+        raise ParseError("JSON nested too deeply.") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ParseError(f"JSON parse error - {exc}") from exc
+    if _SURROGATE_ESCAPE.search(raw):
         try:
-            data = json.loads(raw.decode((parser_context or {}).get("encoding") or "utf-8"),
-                              parse_constant=_refuse_constant)
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ParseError("Strings must be valid Unicode (no lone surrogates).") from exc
         except RecursionError as exc:
             raise ParseError("JSON nested too deeply.") from exc
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ParseError(f"JSON parse error - {exc}") from exc
-        if _SURROGATE_ESCAPE.search(raw):
-            try:
-                json.dumps(data, ensure_ascii=False).encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise ParseError("Strings must be valid Unicode (no lone surrogates).") from exc
-            except RecursionError as exc:
-                raise ParseError("JSON nested too deeply.") from exc
-        return data
+    return data
 
 
 def _refuse_constant(name: str):
