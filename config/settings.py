@@ -186,6 +186,11 @@ NOTIFIER_BATCH_MAX = env_int("NOTIFIER_BATCH_MAX", 1000)
 # a request waits at most NOTIFIER_PUBLISH_WAIT s for the broker's confirm of its message.
 NOTIFIER_PUBLISH_COALESCE_MS = env_float("NOTIFIER_PUBLISH_COALESCE_MS", 2.0)
 NOTIFIER_PUBLISH_WAIT = env_float("NOTIFIER_PUBLISH_WAIT", 5.0)
+# Backpressure (backlog.py): a batch waits while a queue it feeds holds more than NOTIFIER_BACKLOG_MAX
+# ready delivery messages (chunks of up to NOTIFIER_CHUNK_SIZE ids), for at most NOTIFIER_BACKLOG_WAIT s,
+# and is then accepted anyway. 0 turns it off.
+NOTIFIER_BACKLOG_MAX = env_int("NOTIFIER_BACKLOG_MAX", 30)
+NOTIFIER_BACKLOG_WAIT = env_float("NOTIFIER_BACKLOG_WAIT", 2.0)
 # Single creates of concurrent requests share one policy check, insert and publish (groupcommit.py).
 NOTIFIER_GROUP_COMMIT = env_bool("NOTIFIER_GROUP_COMMIT", True)
 # The common single create answered on the web process's event loop, without Django's request

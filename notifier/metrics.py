@@ -74,6 +74,12 @@ HTTP_LATENCY = Histogram(
     "notifier_http_request_duration_seconds", "API request duration by method and route.", ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+BACKLOG_WAITS = Counter(
+    "notifier_backlog_waits", "Batch requests that waited for a deep delivery queue (backpressure).", ["queue"],
+)
+BACKLOG_WAIT_SECONDS = Counter(
+    "notifier_backlog_wait_seconds", "Seconds batch requests waited for deep delivery queues.", ["queue"],
+)
 
 
 def _safe(fn):
@@ -180,6 +186,13 @@ def latency_observed(rows: Iterable[tuple[str, datetime, datetime]]) -> None:
 
 
 @_safe
+@_safe
+def backlog_waited(queues: list[str], seconds: float) -> None:
+    for queue in queues:
+        BACKLOG_WAITS.labels(queue).inc()
+        BACKLOG_WAIT_SECONDS.labels(queue).inc(seconds)
+
+
 def http_request(method: str, route: str, status: int, seconds: float) -> None:
     HTTP_REQUESTS.labels(method, route, str(status)).inc()
     HTTP_LATENCY.labels(method, route).observe(seconds)

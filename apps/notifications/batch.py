@@ -23,6 +23,7 @@ from rest_framework.fields import SkipField, _UnvalidatedField, empty
 from rest_framework.serializers import as_serializer_error
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
+from . import backlog
 from .models import API_CHANNELS
 from .services import NotificationSpec, notifications_create
 from .validation import MAX_JSON_DEPTH, JSONObjectField, NotificationInputSerializer, StrictCharField, _depth
@@ -277,6 +278,8 @@ def notifications_create_batch(*, items: list, api_key) -> list[dict]:
     """
     checked = notifications_validate_batch(items=items, api_key=api_key)
     specs = [c for c in checked if isinstance(c, NotificationSpec)]
+    if specs:
+        backlog.wait_for_room({spec.priority for spec in specs})  # backpressure: see backlog.py
     created = iter(notifications_create(specs=specs, api_key=api_key, lean=True) if specs else [])
     results = []
     for c in checked:
