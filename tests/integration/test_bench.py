@@ -69,6 +69,7 @@ def test_bench_batch_mode_sends_everything_it_posted_and_reports_sane_figures(st
     assert report["request_latency_s"]["batch"]["n"] == 2
     assert report["cpu_until_drained"]["api"]["cpu_seconds"] > 0
     assert report["cpu_until_drained"]["workers"]["cpu_seconds"] > 0
+    assert report["cpu_probe_ms"]["before"] > 0 and report["cpu_probe_ms"]["after"] > 0
     assert Notification.objects.count() == 0, "the run's rows are deleted afterwards"
 
 

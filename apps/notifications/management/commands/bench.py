@@ -80,6 +80,7 @@ class Command(BaseCommand):
         try:
             self._check_reachable(cfg)
             self._vacuum()  # rows an earlier run kept or left behind
+            probe_before = bench.cpu_probe_ms()
             before = sampler.sample()
             timeline: list = []
             stop = threading.Event()
@@ -96,11 +97,13 @@ class Command(BaseCommand):
             timeline.append((after_load.at - before.at, sampler.rss_mb(after_load)))
             drained, waited = self._drain(key_id, opts["drain_timeout"])
             after_drain = sampler.sample()
+            probe_after = bench.cpu_probe_ms()
             report = self._report(cfg, load, key_id, drained, waited,
                                   cpu_load=sampler.delta(before, after_load),
                                   cpu_total=sampler.delta(before, after_drain))
             warmup = min(opts["warmup"], cfg.duration / 5)
             report["rss_during_load"] = bench.rss_growth(timeline, warmup=warmup)
+            report["cpu_probe_ms"] = {"before": round(probe_before, 1), "after": round(probe_after, 1)}
             if opts["json"]:
                 self.stdout.write(json.dumps(report, indent=2, default=str))
             else:
@@ -256,6 +259,10 @@ class Command(BaseCommand):
             for group, v in rss.items():
                 lines.append(f"    {group:9s} {v['start_mb']:.0f} MB at {v['at_s']:.0f} s -> {v['end_mb']:.0f} MB at "
                              f"{v['end_s']:.0f} s ({v['growth_pct']:+.1f}%), max {v['max_mb']:.0f} MB")
+        probe = r.get("cpu_probe_ms")
+        if probe:
+            lines.append(f"  CPU speed probe (fixed Python work, lower is faster): {probe['before']:.1f} ms before the "
+                         f"load, {probe['after']:.1f} ms after the drain")
         lines.append("  (postgres: the server's own processes and this database's backends; rabbitmq: the whole "
                      "broker, shared with anything else using it)")
         return "\n".join(lines)
