@@ -34,6 +34,17 @@ def child_exit(server, worker):
         multiprocess.mark_process_dead(process_identifier(worker.pid))
 
 
+def worker_exit(server, worker):
+    """A web process is leaving (restart, shutdown): finish the group committer's requests and publish
+    what they left to publish, rather than leave those rows to the sweep."""
+    try:
+        from apps.notifications.groupcommit import group_committer_stop
+
+        group_committer_stop()
+    except Exception:  # noqa: BLE001 - never block the exit; the sweep republishes what is left
+        server.log.exception("could not flush the web process's pending publishes")
+
+
 def post_worker_init(worker):
     """Once a web process has loaded Django and the apps: keep their objects out of the garbage
     collector's full collections (see notifier/process.py; measured for workers, the same

@@ -193,6 +193,11 @@ NOTIFIER_BACKLOG_MAX = env_int("NOTIFIER_BACKLOG_MAX", 30)
 NOTIFIER_BACKLOG_WAIT = env_float("NOTIFIER_BACKLOG_WAIT", 2.0)
 # Single creates of concurrent requests share one policy check, insert and publish (groupcommit.py).
 NOTIFIER_GROUP_COMMIT = env_bool("NOTIFIER_GROUP_COMMIT", True)
+# Their requests are answered once their rows are committed, and the group's confirmed publish follows
+# on the process's publisher thread (a failed or lost publish: the dispatcher and the sweep republish).
+# On: each request also waits for the broker's confirm of its message (under load RabbitMQ confirms a
+# persistent message to a busy classic queue only once a worker has acknowledged it).
+NOTIFIER_ANSWER_AFTER_CONFIRM = env_bool("NOTIFIER_ANSWER_AFTER_CONFIRM", False)
 # The common single create answered on the web process's event loop, without Django's request
 # cycle (apps/notifications/api/express.py; needs the group committer).
 NOTIFIER_EXPRESS_CREATE = env_bool("NOTIFIER_EXPRESS_CREATE", True)

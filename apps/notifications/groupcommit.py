@@ -279,7 +279,10 @@ def create_group(tickets: list[_Ticket]) -> None:
         ids = list(dict.fromkeys(t.request_id for t in created if t.request_id))
         token = set_request_id("+".join(ids)[:128] or None)
         try:
-            enqueue_after_commit(to_publish, coalesce=False)  # the group is the coalesced message
+            # The group is the coalesced message. It is published from the publisher thread, so the
+            # requests are answered once committed and this thread takes the next group meanwhile.
+            enqueue_after_commit(to_publish, coalesce=False,
+                                 wait=getattr(settings, "NOTIFIER_ANSWER_AFTER_CONFIRM", False))
         finally:
             reset_request_id(token)
 
@@ -310,12 +313,16 @@ _committer_lock = threading.Lock()
 
 
 def group_committer_stop() -> None:
-    """Stop the process's committer, if it runs (tests: its connection must not outlive the test)."""
+    """Stop the process's committer, if it runs, and publish what its requests left to publish
+    (process exit; tests: its connection must not outlive the test)."""
     global _committer
     with _committer_lock:
         committer, _committer = _committer, None
     if committer is not None:
         committer.stop()
+    from .services import publisher_drain
+
+    publisher_drain()
 
 
 def group_committer() -> GroupCommitter | None:

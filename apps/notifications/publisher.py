@@ -5,10 +5,13 @@ broker confirm, and on the worker one claim and one result write for one
 row). Under load many requests commit within the same few milliseconds; a
 per-process flusher thread collects their ids for ``NOTIFIER_PUBLISH_COALESCE_MS``
 and publishes them together (still one message per chunk per priority, still
-confirmed). Each request waits for the confirm of the publish that carried its
-ids (at most ``NOTIFIER_PUBLISH_WAIT`` seconds), so a 202 still means the
-broker has the task, and a publish failure is handled exactly as before: the
-rows are marked due and the dispatcher republishes them.
+confirmed). A request of Django's single path waits for the confirm of the
+publish that carried its ids (at most ``NOTIFIER_PUBLISH_WAIT`` seconds); the
+group committer does not wait (``submit(wait=None)``): its requests are answered
+once their rows are committed, and their publish follows here. Either way a
+publish failure is handled as before: the rows are marked due and the
+dispatcher republishes them; ids still waiting here when a process dies are
+rows left ``queued``, which the sweep republishes (``delivery.sweep``).
 """
 from __future__ import annotations
 
@@ -35,12 +38,15 @@ class _Ticket:
 class CoalescingPublisher:
     """Collects (id, priority) pairs from many threads and hands them to ``publish`` in one call."""
 
-    def __init__(self, publish: Callable[[list[tuple[Any, str]]], None], *, window: float, max_items: int = 500):
+    def __init__(self, publish: Callable[[list[tuple[Any, str]]], None], *, window: float, max_items: int = 500,
+                 after_flush: Callable[[], None] | None = None):
         self.publish = publish
+        self.after_flush = after_flush  # e.g. close the thread's database connection (used only on failures)
         self.window = window
         self.max_items = max_items
         self._lock = threading.Lock()
         self._pending: list[_Ticket] = []
+        self._flushing: list[_Ticket] = []
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = None
@@ -82,8 +88,25 @@ class CoalescingPublisher:
                 self._wake.clear()
             with self._lock:
                 tickets, self._pending = self._pending, []
+                self._flushing = tickets
             if tickets:
                 self._flush(tickets)
+            with self._lock:
+                self._flushing = []
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted so far has been published (or has failed and been handled).
+
+        For a process about to exit: what is still here would otherwise wait for the sweep.
+        True if nothing is left within ``timeout`` seconds.
+        """
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                return not self._pending
+            tickets = [*self._flushing, *self._pending]
+        self._wake.set()  # no reason to wait for the window
+        deadline = time.monotonic() + timeout
+        return all(ticket.done.wait(max(0.0, deadline - time.monotonic())) for ticket in tickets)
 
     def _flush(self, tickets: list[_Ticket]) -> None:
         items = [item for t in tickets for item in t.items]
@@ -96,5 +119,10 @@ class CoalescingPublisher:
             logger.exception("coalesced publish of %d notifications failed", len(items))
         finally:
             reset_request_id(token)
+            if self.after_flush is not None:
+                try:
+                    self.after_flush()
+                except Exception:  # noqa: BLE001
+                    logger.exception("after_flush failed")
             for ticket in tickets:
                 ticket.done.set()

@@ -160,14 +160,21 @@ def _count_created(rows: list[tuple[str, str, str, str]], ids: list) -> None:
                 "last_id": str(ids[-1])})
 
 
-def enqueue_after_commit(items: list[tuple[Any, str]], *, coalesce: bool = True) -> None:
+def enqueue_after_commit(items: list[tuple[Any, str]], *, coalesce: bool = True, wait: bool = True) -> None:
     """Publish delivery tasks; if the broker is unreachable, leave the rows due for the dispatcher.
 
     A few items (the single endpoint) join those of concurrent requests in one
     message (``NOTIFIER_PUBLISH_COALESCE_MS``, see ``publisher.py``); the caller
     still waits for the broker's confirm of that message. ``coalesce=False``: the
     caller has already gathered them (the group committer), publish at once.
+    ``wait=False``: hand them to the process's publisher thread and return at once
+    (the group committer, unless ``NOTIFIER_ANSWER_AFTER_CONFIRM``); the rows are
+    committed, so a publish that fails or never happens is made good by the
+    dispatcher or the sweep.
     """
+    if not wait:
+        _coalescing_publisher(always=True).submit(items)
+        return
     publisher = _coalescing_publisher() if coalesce else None
     if publisher is not None and len(items) < publisher.max_items:
         publisher.submit(items, wait=settings.NOTIFIER_PUBLISH_WAIT)
@@ -178,16 +185,32 @@ def enqueue_after_commit(items: list[tuple[Any, str]], *, coalesce: bool = True)
 _publisher = None
 
 
-def _coalescing_publisher():
+def _coalescing_publisher(*, always: bool = False):
+    """The process's coalescing publisher; None when coalescing is off, unless ``always``
+    (then one that publishes what it has as soon as it can)."""
     global _publisher
-    window = getattr(settings, "NOTIFIER_PUBLISH_COALESCE_MS", 0) / 1000
-    if window <= 0:
+    window = max(getattr(settings, "NOTIFIER_PUBLISH_COALESCE_MS", 0) / 1000, 0.0)
+    if window <= 0 and not always:
         return None
     if _publisher is None or _publisher.window != window:
         from .publisher import CoalescingPublisher
 
-        _publisher = CoalescingPublisher(_publish_or_mark_due, window=window, max_items=settings.NOTIFIER_CHUNK_SIZE)
+        _publisher = CoalescingPublisher(_publish_or_mark_due, window=window, max_items=settings.NOTIFIER_CHUNK_SIZE,
+                                         after_flush=_close_thread_connections)
     return _publisher
+
+
+def _close_thread_connections() -> None:
+    """The publisher thread's database connection is used only to mark rows due after a failed publish:
+    do not keep it open (a connection per web process idling on the server; tests drop their database)."""
+    from django.db import connections
+
+    connections.close_all()
+
+
+def publisher_drain(timeout: float = 10.0) -> bool:
+    """Publish what the process's publisher thread still holds (before the process exits)."""
+    return _publisher.drain(timeout) if _publisher is not None else True
 
 
 def _publish_or_mark_due(items: list[tuple[Any, str]]) -> None:

@@ -41,7 +41,7 @@ def _post_concurrently(raw_key: str, bodies: list[dict]) -> list:
 def publishes(monkeypatch):
     """Record what the committer publishes (instead of publishing)."""
     calls: list[list] = []
-    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, coalesce=True: calls.append(list(items)))
+    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, coalesce=True, wait=True: calls.append(list(items)))
     return calls
 
 
@@ -105,7 +105,7 @@ def test_a_failing_insert_fails_only_the_request_it_belongs_to(api_key, publishe
 def test_a_failing_policy_check_reruns_each_request_alone(api_key, monkeypatch):
     real = services.policy.at_acceptance
     published = []
-    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, coalesce=True: published.extend(items))
+    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, coalesce=True, wait=True: published.extend(items))
 
     def at_acceptance(specs, now):
         if len(specs) > 1:
@@ -129,7 +129,7 @@ def test_a_committer_error_reaches_every_waiting_request_and_the_thread_lives_on
     with pytest.raises(ZeroDivisionError):
         committer.submit([spec("a@example.com")], api_key.api_key)
     monkeypatch.undo()
-    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, coalesce=True: None)
+    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, coalesce=True, wait=True: None)
     [notification] = committer.submit([spec("b@example.com")], api_key.api_key)
     assert Notification.objects.get(id=notification.id).status == "queued"
     committer.stop()
@@ -146,3 +146,63 @@ def test_idempotent_requests_do_not_use_the_committer(api_key, monkeypatch):
     assert first.status_code == again.status_code == status.HTTP_202_ACCEPTED
     assert first.json() == again.json()
     assert Notification.objects.count() == 1
+
+
+def _single(raw_key: str, to: str):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    try:
+        return client.post("/api/v1/notifications/email/", {"to": to, "subject": "s", "body": "b"}, format="json")
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def slow_broker(monkeypatch):
+    """A broker that confirms only when the test says so; records what it confirmed."""
+    release, confirmed = threading.Event(), []
+
+    def publish(items):
+        assert release.wait(10), "the test never released the broker"
+        confirmed.extend(str(i) for i, _ in items)
+
+    monkeypatch.setattr(services, "publish_deliveries", publish)
+    yield release, confirmed
+    release.set()
+    services.publisher_drain()
+
+
+def test_a_request_is_answered_once_committed_and_its_publish_follows(api_key, slow_broker):
+    release, confirmed = slow_broker
+    response = _single(api_key.raw, "ada@example.com")  # returns although the broker has not confirmed
+
+    assert response.status_code == status.HTTP_202_ACCEPTED
+    assert Notification.objects.get(id=response.json()["id"]).status == "queued"
+    assert confirmed == []
+    release.set()
+    assert services.publisher_drain(timeout=10)
+    assert confirmed == [response.json()["id"]]
+
+
+def test_with_answer_after_confirm_a_request_waits_for_the_broker(api_key, slow_broker, settings):
+    settings.NOTIFIER_ANSWER_AFTER_CONFIRM = True
+    release, confirmed = slow_broker
+    threading.Timer(0.3, release.set).start()
+
+    response = _single(api_key.raw, "ada@example.com")
+
+    assert response.status_code == status.HTTP_202_ACCEPTED
+    assert confirmed == [response.json()["id"]]  # confirmed before the answer
+
+
+def test_a_failed_publish_after_the_answer_leaves_the_row_due_for_the_dispatcher(api_key, monkeypatch):
+    def broker_down(items):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(services, "publish_deliveries", broker_down)
+    response = _single(api_key.raw, "ada@example.com")
+    assert response.status_code == status.HTTP_202_ACCEPTED
+    assert services.publisher_drain(timeout=10)
+
+    row = Notification.objects.get(id=response.json()["id"])
+    assert row.status == "queued" and row.next_attempt_at is not None  # the dispatcher publishes it

@@ -46,3 +46,25 @@ def test_a_failing_publish_releases_the_waiters_and_the_next_submit_still_works(
     assert publisher.submit([("x", "high")], wait=5) is True
     assert publisher.submit([("y", "high")], wait=5) is True
     assert calls == [[("x", "high")], [("y", "high")]]
+
+
+def test_a_submit_that_does_not_wait_returns_at_once_and_drain_waits_for_its_publish():
+    release = threading.Event()
+    calls = []
+
+    def publish(items):
+        release.wait(5)  # a broker slow to confirm
+        calls.append(items)
+
+    publisher = CoalescingPublisher(publish, window=0)
+
+    assert publisher.submit([("a", "normal")]) is False  # queued, not yet confirmed
+    assert publisher.drain(timeout=0.2) is False and calls == []
+    publisher.submit([("b", "normal")])  # arrives while "a" is being published: goes in the next message
+    release.set()
+    assert publisher.drain(timeout=5) is True
+    assert calls == [[("a", "normal")], [("b", "normal")]]
+
+
+def test_drain_with_nothing_submitted_is_done_at_once():
+    assert CoalescingPublisher(lambda items: None, window=0.5).drain(timeout=0) is True
