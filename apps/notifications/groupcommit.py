@@ -14,11 +14,16 @@ for the whole group:
 2. inserts every row and first event in one statement (one commit; more than
    ``bulk.SMALL_BATCH`` rows go by COPY in one transaction);
 3. counts metrics and logs one line per request, under that request's id;
-4. publishes the queued ones in one confirmed message per priority (or marks
-   them due for the dispatcher if the broker fails, as before);
+4. hands the queued ones to the process's publisher thread, one confirmed
+   message per priority (which marks them due for the dispatcher if the broker
+   fails, as before);
 
-and only then wakes each request with its own notifications: a 202 still means
-the row is committed and the broker has confirmed the message.
+and wakes each request with its own notifications: a 202 means the row is
+committed. The committer does not wait for the broker's confirm: under load
+RabbitMQ confirms a persistent message to a busy classic queue only once a
+worker has acknowledged it, so each request would wait for its own delivery.
+A publish lost with its process leaves the rows ``queued`` for the sweep;
+``NOTIFIER_ANSWER_AFTER_CONFIRM`` makes the requests wait for the confirm too.
 
 Failures stay with the requests they belong to. If the group's policy step
 fails, each request is created on its own as before (and gets its own
