@@ -104,3 +104,66 @@ def test_a_result_is_a_tid_scan_whatever_the_status_index_holds():
         cursor.execute(sql, ["{00000000-0000-0000-0000-000000000001}", '{"(0,1)"}'])
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "Tid Scan" in plan and "notif_status_idx" not in plan
+
+
+def _result_plan(claimed, *, as_sent: bool) -> str:
+    """EXPLAIN of the statement ``record_results`` sends for ``claimed``: with the settings it is sent
+    with (``as_sent``), or alone."""
+    statements = []
+
+    def capture(execute, sql, params, many, context):
+        if "::tid[]" in sql:
+            statements.append((sql, params))
+            raise LookupError("captured")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(capture), pytest.raises(LookupError):
+        _deliver_results(claimed)
+    [(sql, params)] = statements
+    parts = [part.strip() for part in sql.split(";") if part.strip()]
+    [statement] = [part for part in parts if part.startswith("WITH")]
+    settings = [part for part in parts if part.startswith("SET LOCAL") and part.endswith("= off")]
+    resets = [part for part in parts if part.endswith("TO DEFAULT")]
+    assert parts == [*settings, statement, *resets] and len(settings) == len(resets) == 3
+    with connection.cursor() as cursor:
+        for setting in settings if as_sent else ():
+            cursor.execute(setting)
+        cursor.execute("EXPLAIN " + statement, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        for reset in resets:
+            cursor.execute(reset)
+    return plan
+
+
+@pytest.mark.django_db
+def test_results_are_found_by_ctid_even_where_the_statistics_promise_no_sending_rows():
+    """Analyzed while every row was `sent` (a new deployment, the benchmark after its clean-up), the
+    planner read the table and joined each row against every result (quadratic in the chunk)."""
+    from apps.apikeys.services import api_key_create
+    from apps.notifications import services
+    from apps.notifications.batch import validate_notification
+
+    key = api_key_create(name="plan").api_key
+
+    def insert(n):
+        specs = [validate_notification(channel="email", data={"to": f"u{i}@example.com", "subject": "s", "body": "b"})
+                 for i in range(n)]
+        return services.notifications_insert(specs=specs, api_key_ids=[key.pk] * n, now=timezone.now())
+
+    insert(300)
+    Notification.objects.update(status=Status.SENT)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE notifications_notification")
+    claimed = delivery.claim([str(n.id) for n in insert(500)], timezone.now())
+    assert len(claimed) == 500
+
+    assert "Seq Scan on notifications_notification" in _result_plan(claimed, as_sent=False)  # the trap
+    plan = _result_plan(claimed, as_sent=True)
+    assert "Tid Scan on notifications_notification" in plan
+    assert "Seq Scan on notifications_notification" not in plan and "Index Scan" not in plan
+
+    _deliver_results(claimed)
+    assert Notification.objects.filter(status=Status.SENT).count() == 800
+    with connection.cursor() as cursor:  # the settings were put back
+        cursor.execute("SELECT current_setting('enable_seqscan'), current_setting('enable_indexscan')")
+        assert cursor.fetchone() == ("on", "on")
