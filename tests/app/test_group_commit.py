@@ -206,3 +206,18 @@ def test_a_failed_publish_after_the_answer_leaves_the_row_due_for_the_dispatcher
 
     row = Notification.objects.get(id=response.json()["id"])
     assert row.status == "queued" and row.next_attempt_at is not None  # the dispatcher publishes it
+
+
+def test_a_web_process_that_exits_publishes_what_its_requests_left_to_publish(api_key, slow_broker):
+    """gunicorn's worker_exit hook (config/gunicorn.py): the sweep would otherwise find these rows later."""
+    import importlib
+
+    gunicorn_config = importlib.import_module("config.gunicorn")
+    release, confirmed = slow_broker
+    response = _single(api_key.raw, "ada@example.com")
+    assert response.status_code == status.HTTP_202_ACCEPTED and confirmed == []
+
+    threading.Timer(0.3, release.set).start()
+    gunicorn_config.worker_exit(server=None, worker=None)  # returns once the publish is confirmed
+
+    assert confirmed == [response.json()["id"]]

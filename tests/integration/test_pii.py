@@ -77,6 +77,10 @@ def test_task_messages_carry_ids_not_addresses(transactional_db, purge_queues):
                                     json={"to": EMAIL, "subject": "s", "body": "b"}).json()["id"])
     response_ids.append(client.post("/api/v1/notifications/sms/",
                                     json={"to": PHONE, "body": "b", "priority": "high"}).json()["id"])
+    # The 202 means committed; the confirmed publish follows on the web process's publisher thread.
+    from apps.notifications.services import publisher_drain
+
+    assert publisher_drain(timeout=10)
     messages = []
     with app.connection_for_read() as conn:
         channel = conn.default_channel
