@@ -180,11 +180,31 @@ class ApiRateLimiter:
     def hit_many(self, items: Sequence[tuple[str, float, int]]) -> list[ApiDecision]:
         """``hit(key_id, rate=rate, burst=burst)`` for each ``(key_id, rate, burst)`` in order, in one
         round trip (a pipeline of script calls; each is still atomic on its own)."""
-        pipe = self.client.pipeline(transaction=False)
         now = _now_arg(self.clock)
-        for key_id, rate, burst in items:
-            self._script(keys=self._keys(key_id), args=[now, repr(float(rate)), int(burst), 1], client=pipe)
-        return [self._decision(*reply) for reply in pipe.execute()]
+        calls = [(self._keys(key_id), (now, repr(float(rate)), int(burst), 1)) for key_id, rate, burst in items]
+        replies: list = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for attempt in range(2):
+            # EVALSHA straight away: redis-py's pipeline would first ask SCRIPT EXISTS, a round trip more
+            # for every call. Redis answers NOSCRIPT (and runs nothing) only after a restart or a
+            # SCRIPT FLUSH; then the script is loaded once and just the refused calls are sent again.
+            pipe = self.client.pipeline(transaction=False)
+            for i in todo:
+                keys, args = calls[i]
+                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+            missing = []
+            for i, reply in zip(todo, pipe.execute(raise_on_error=False)):
+                if isinstance(reply, redis.exceptions.NoScriptError) and attempt == 0:
+                    missing.append(i)
+                elif isinstance(reply, Exception):
+                    raise reply
+                else:
+                    replies[i] = reply
+            if not missing:
+                break
+            self.client.script_load(self._script.script)
+            todo = missing
+        return [self._decision(*reply) for reply in replies]
 
     def mark_revoked(self, key_id: str) -> None:
         self.client.set(self._keys(key_id)[1], "1")

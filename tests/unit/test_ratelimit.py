@@ -89,3 +89,27 @@ def test_cap_hold_beyond_the_longest_hold_is_refused(client, ns):
 def test_cap_rejects_an_empty_capacity(client, ns):
     with pytest.raises(ValueError):
         CapLimiter(client, namespace=ns).hit_many([CapItem(bucket="x", capacity=0, period=60)])
+
+
+def test_api_hit_many_decides_in_order_in_one_round_trip_once_the_script_is_loaded(client, ns, monkeypatch):
+    limiter = ApiRateLimiter(client, clock=Clock(), namespace=ns)
+    limiter.hit("warm", rate=1, burst=1)  # loads the script
+    immediate = []
+    real = redis.client.Pipeline.immediate_execute_command
+    monkeypatch.setattr(redis.client.Pipeline, "immediate_execute_command",
+                        lambda self, *args, **kw: immediate.append(args[0]) or real(self, *args, **kw))
+    decisions = limiter.hit_many([("a", 1, 2), ("a", 1, 2), ("a", 1, 2), ("b", 1, 2)])
+    assert [d.allowed for d in decisions] == [True, True, False, True]
+    assert immediate == []  # no SCRIPT EXISTS before the calls
+
+
+def test_api_hit_many_loads_a_missing_script_and_charges_each_request_once(client, ns):
+    limiter = ApiRateLimiter(client, clock=Clock(), namespace=ns)
+    # A script text Redis has never seen stands in for a restarted or flushed Redis: NOSCRIPT.
+    limiter._script = client.register_script(limiter._script.script + f"\n-- {ns}")
+    assert not client.script_exists(limiter._script.sha)[0]
+    decisions = limiter.hit_many([("a", 1, 2), ("a", 1, 2), ("a", 1, 2), ("b", 1, 2)])
+    assert [d.allowed for d in decisions] == [True, True, False, True]
+    assert client.script_exists(limiter._script.sha)[0]
+    assert not limiter.hit("a", rate=1, burst=2).allowed  # two tokens taken, not four
+    assert [limiter.hit("b", rate=1, burst=2).allowed for _ in range(2)] == [True, False]
