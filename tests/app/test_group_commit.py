@@ -135,6 +135,35 @@ def test_a_committer_error_reaches_every_waiting_request_and_the_thread_lives_on
     committer.stop()
 
 
+def test_the_committer_health_checks_its_connection_only_after_a_pause(api_key, monkeypatch):
+    """Django's health check (a round trip) before the first query of each group is skipped for a
+    connection that served the previous group a moment ago, and made again after a pause."""
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    checks = []
+    real = DatabaseWrapper.is_usable
+
+    def is_usable(self):
+        if threading.current_thread().name.startswith("notifier-group-commit"):
+            checks.append(self.alias)
+        return real(self)
+
+    monkeypatch.setattr(DatabaseWrapper, "is_usable", is_usable)
+    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, coalesce=True, wait=True: None)
+    spec = lambda to: validate_notification(channel="email", data={"to": to, "subject": "s", "body": "b"})  # noqa: E731
+    committer = groupcommit.GroupCommitter(max_items=10, wait=10)
+    try:
+        committer.submit([spec("a@example.com")], api_key.api_key)  # opens the thread's connection
+        committer.submit([spec("b@example.com")], api_key.api_key)
+        assert checks == []
+        monkeypatch.setattr(groupcommit, "_HEALTHY_FOR", 0.0)
+        [notification] = committer.submit([spec("c@example.com")], api_key.api_key)
+        assert checks == ["default"]
+        assert Notification.objects.get(id=notification.id).status == "queued"
+    finally:
+        committer.stop()
+
+
 def test_idempotent_requests_do_not_use_the_committer(api_key, monkeypatch):
     """They store their response in the transaction that inserts the rows."""
     monkeypatch.setattr(groupcommit.GroupCommitter, "submit", lambda *a, **k: pytest.fail("used the committer"))
