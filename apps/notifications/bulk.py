@@ -221,17 +221,16 @@ def instances_from_full_rows(model: type[models.Model], rows: Iterable[Sequence[
 def _insert_sql(columns: tuple, count: int) -> str:
     """One statement inserting ``count`` notifications and their ``count`` events ($n placeholders)."""
     qn = connection.ops.quote_name
-    numbers = iter(range(1, count * (len(columns) + len(EVENT_COLUMNS)) + 1))
 
-    def values(width: int) -> str:
-        return ", ".join("(" + ", ".join(f"${next(numbers)}" for _ in range(width)) + ")" for _ in range(count))
+    def values(width: int, first: int) -> str:  # count rows of width parameters, numbered from first
+        return ", ".join("(" + ", ".join(f"${first + row * width + i}" for i in range(width)) + ")"
+                         for row in range(count))
 
-    rows_sql = values(len(columns))
     return (
         f"WITH inserted AS (INSERT INTO {qn(Notification._meta.db_table)} ({', '.join(map(qn, columns))}) "
-        f"VALUES {rows_sql}) "
+        f"VALUES {values(len(columns), 1)}) "
         f"INSERT INTO {qn(NotificationEvent._meta.db_table)} ({', '.join(map(qn, EVENT_COLUMNS))}) "
-        f"VALUES {values(len(EVENT_COLUMNS))}"
+        f"VALUES {values(len(EVENT_COLUMNS), 1 + count * len(columns))}"
     )
 
 
