@@ -13,7 +13,9 @@ from typing import Any, Iterable, Sequence
 from django.db import connection, models
 from django.db.models.base import ModelState
 from psycopg import RawCursor
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_dumps
+
+from notifier import fastjson
 
 from .models import Notification, NotificationEvent
 
@@ -25,13 +27,16 @@ def copy_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
     """``COPY table (columns) FROM STDIN`` with ``rows`` (tuples in ``columns`` order).
 
     With ``types`` (PostgreSQL type names, one per column) the rows go in binary format:
-    no text escaping on either side. JSON columns then take Python objects, not JSON text.
+    no text escaping on either side. JSON columns then take Python objects, not JSON text,
+    encoded by ``notifier.fastjson`` (a ``Jsonb`` with its own ``dumps`` keeps it).
     """
     connection.ensure_connection()
     qn = connection.ops.quote_name
     quoted = ", ".join(qn(c) for c in columns)
     binary = " (FORMAT BINARY)" if types else ""
     with connection.connection.cursor() as cursor:
+        if types:
+            set_json_dumps(fastjson.dumps, cursor)
         with cursor.copy(f"COPY {qn(table)} ({quoted}) FROM STDIN{binary}") as copy:
             if types:
                 copy.set_types(types)
@@ -128,13 +133,16 @@ def _adapt_json(rows: list[list], json_fields, *, binary: bool) -> None:
     """JSON values as binary COPY wants them (objects; Jsonb for a custom encoder) or as JSON text."""
     for index, encoder in json_fields:
         if binary and encoder is None:
-            continue  # psycopg's jsonb dumper does json.dumps, as Django's JSONField does
+            continue  # copy_rows has psycopg's jsonb dumper encode it (notifier.fastjson)
         for args in rows:
             value = args[index]
             if value is None:
                 continue
-            args[index] = (Jsonb(value, dumps=partial(json.dumps, cls=encoder)) if binary
-                           else json.dumps(value, cls=encoder))
+            if encoder is None:  # the small INSERT: JSON text
+                args[index] = fastjson.dumps_str(value)
+            else:
+                args[index] = (Jsonb(value, dumps=partial(json.dumps, cls=encoder)) if binary
+                               else json.dumps(value, cls=encoder))
 
 
 # Up to this many rows go in one INSERT statement (one round trip); more go by COPY.

@@ -229,12 +229,13 @@ def test_rows_written_in_bulk_read_back_as_the_orm_writes_them(api, no_publish, 
     if copy_format == "text":
         plan = bulk._init_plan(Notification)
         monkeypatch.setattr(bulk, "_init_plan", lambda model: dataclasses.replace(plan, binary_types=None))
-    items = [_email(i, metadata={"order": i, "tags": ["a", None]}, html="<p>x</p>") for i in range(count)]
+    note = "Olá\t\\ \u2713 \U0001f600"  # JSON text is UTF-8 as it is (fastjson), escaped by COPY's text format
+    items = [_email(i, metadata={"order": i, "tags": ["a", None], "note": note}, html="<p>x</p>") for i in range(count)]
     results = api.post(URL, {"notifications": items}, format="json").json()["results"]
 
     [first] = Notification.objects.filter(id=results[0]["id"])
     assert first.content == {"subject": "Hello 0", "body": "Body", "html": "<p>x</p>"}
-    assert first.metadata == {"order": 0, "tags": ["a", None]}
+    assert first.metadata == {"order": 0, "tags": ["a", None], "note": note}
     assert (first.status, first.priority, first.category, first.attempts, first.last_error) == (
         "queued", "normal", "transactional", 0, "")
     assert first.queued_at == first.created_at and first.sent_at is None and first.recipient_id is None
@@ -243,6 +244,21 @@ def test_rows_written_in_bulk_read_back_as_the_orm_writes_them(api, no_publish, 
         assert cursor.fetchall() == [("object", "object")]
     events = list(NotificationEvent.objects.filter(notification_id=first.id).values_list("status", "detail", "attempt"))
     assert events == [("queued", "", None)]
+
+
+@pytest.mark.parametrize("count", [3, 25])
+def test_a_batch_encodes_its_json_values_through_fastjson(api, no_publish, monkeypatch, count):
+    """content and metadata of every row: by orjson (notifier.fastjson), in the INSERT and in the binary COPY."""
+    from notifier import fastjson
+
+    encoded = []
+    real = fastjson.dumps
+    monkeypatch.setattr(fastjson, "dumps", lambda value: encoded.append(value) or real(value))
+    items = [_email(i, metadata={"order": i}) for i in range(count)]
+    api.post(URL, {"notifications": items}, format="json")
+
+    assert sorted(v["order"] for v in encoded if "order" in v) == list(range(count))
+    assert len(encoded) == 2 * count
 
 
 @hypothesis_settings(max_examples=300, deadline=None)

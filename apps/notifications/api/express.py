@@ -183,7 +183,7 @@ class ExpressCreate:
 
     def _answer(self, status: int, data: dict, headers: list, security: list, request_id: str,
                 started: float) -> tuple[int, list, bytes]:
-        from rest_framework.renderers import JSONRenderer
+        from .renderers import JSONRenderer
 
         body = JSONRenderer().render(data)
         headers = [*headers, (b"content-length", str(len(body)).encode()), *security,
