@@ -15,7 +15,8 @@ def text_array(values: Iterable[str]) -> str:
     stay text), quotes and backslashes escaped when there are any. No NULL elements."""
     values = values if isinstance(values, (list, tuple)) else list(values)
     joined = '","'.join(values)
-    if '"' in joined or "\\" in joined:
+    # The separators' own quotes (two each) are not the values': only more than those need escaping.
+    if "\\" in joined or joined.count('"') > 2 * (len(values) - 1):
         joined = '","'.join(v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
     return '{"' + joined + '"}'
 

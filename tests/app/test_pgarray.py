@@ -23,6 +23,9 @@ def test_text_arrays_keep_every_string_as_it_was():
     assert _select("SELECT %s::text[]", [text_array(ODD)]) == ODD
     assert _select("SELECT %s::text[]", [text_array(["only plain", "values"])]) == ["only plain", "values"]
     assert _select("SELECT %s::text[]", [text_array(iter(ODD))]) == ODD
+    # Values holding what the separators hold (`","`), alone or among plain ones.
+    for values in (['"'], ['a","b'], ["x", '","'], ['"', "y", "z"], ["p", "q", 'r"']):
+        assert _select("SELECT %s::text[]", [text_array(values)]) == values
 
 
 def test_plain_arrays_carry_numbers_uuids_times_and_nulls():
