@@ -90,6 +90,11 @@ DATABASES = {
         DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 600), conn_health_checks=True,
     )
 }
+# Django's backend, but queries are recorded (connection.queries) only with DEBUG_SQL=1, not with every
+# DEBUG=1: on the bulk paths that record cost a large part of the CPU (config/postgresql/base.py).
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "config.postgresql"
+DEBUG_SQL = env_bool("DEBUG_SQL", False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Operations: DATABASE_POOLER=pgbouncer when DATABASE_URL points at pgbouncer in
 # transaction mode: no server-side cursors, no automatic prepared statements.

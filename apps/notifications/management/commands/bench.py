@@ -74,9 +74,9 @@ class Command(BaseCommand):
             batch_size=opts["batch_size"], channel=opts["channel"], rate=opts["rate"], high_rate=opts["high_rate"],
             tag=tag, limit=opts["limit"],
         )
-        if settings.DEBUG:
-            self.stderr.write("warning: DEBUG is on (the .env that make writes sets DEBUG=1); if the stack runs with "
-                              "it too, Django records every query. Run both with DEBUG=0 for figures.")
+        if settings.DEBUG and getattr(settings, "DEBUG_SQL", False):
+            self.stderr.write("warning: DEBUG_SQL is on; if the stack runs with it too, Django records every query. "
+                              "Unset it for figures.")
         sampler = bench.ProcSampler(root=settings.BASE_DIR, database=settings.DATABASES["default"]["NAME"])
         drained = False
         try:
