@@ -28,14 +28,19 @@ from notifier.context import REQUEST_ID_HEADER, set_request_id  # noqa: E402
 
 
 @setup_logging.connect
-def configure_logging(**kwargs):
+def configure_logging(loglevel=None, **kwargs):
     """Use the project's LOGGING (JSON lines by default) instead of Celery's own set-up,
-    with every handler masking email addresses and phone numbers."""
+    with every handler masking email addresses and phone numbers. The worker's ``--loglevel``
+    (``WORKER_LOGLEVEL`` in the Procfile) sets the level of Celery's own loggers."""
+    import logging
+
     from django.conf import settings
 
     from notifier.pii import configure_logging as configure_masked_logging
 
     configure_masked_logging(settings.LOGGING)
+    if loglevel:
+        logging.getLogger("celery").setLevel(loglevel)
 
 
 def _header(request, name):

@@ -78,7 +78,7 @@ def _clean(key: str, value):
     return pii.scrub_text(str(value))
 
 
-def logging_config(*, fmt: str, level: str, delivery_level: str) -> dict:
+def logging_config(*, fmt: str, level: str, delivery_level: str, task_level: str = "WARNING") -> dict:
     """The ``LOGGING`` dict for settings (also applied to Celery processes)."""
     formatter = "json" if fmt == "json" else "plain"
     return {
@@ -102,5 +102,8 @@ def logging_config(*, fmt: str, level: str, delivery_level: str) -> dict:
             "apps": {"level": level},
             # One line per delivery result; raise to WARNING for very high volumes.
             "notifier.delivery": {"level": delivery_level},
+            # Celery's "Task ... received" and "... succeeded in" lines, two per task.
+            "celery.app.trace": {"level": task_level},
+            "celery.worker.strategy": {"level": task_level},
         },
     }

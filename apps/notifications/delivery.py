@@ -471,11 +471,17 @@ def _observe_results(results: list[Result], now: datetime) -> None:
     metrics.notifications_entered(Counter(map(_result_labels, results)))
     sent = Counter(_sent_labels(r) for r in results if r.status == Status.SENT)
     metrics.latency_observed({(priority, created_at, now): count for (priority, created_at), count in sent.items()})
-    if not delivery_log.isEnabledFor(logging.INFO):
+    every = delivery_log.isEnabledFor(logging.INFO)  # off by default (DELIVERY_LOG_LEVEL): failures only
+    if not every and not delivery_log.isEnabledFor(logging.WARNING):
         return
     for r in results:
+        if r.status == Status.FAILED:
+            level = logging.WARNING
+        elif every:
+            level = logging.INFO
+        else:
+            continue
         n = r.notification
-        level = logging.WARNING if r.status == Status.FAILED else logging.INFO
         delivery_log.log(level, "notification %s", r.status, extra={
             "notification_id": str(n.id), "channel": n.channel, "priority": n.priority, "category": n.category,
             "status": r.status, "attempt": n.attempts + 1 if r.attempted else n.attempts,

@@ -60,7 +60,7 @@ def test_metrics_count_sends_and_failures_made_by_worker_processes(api, stack, s
 
 
 def test_worker_logs_are_json_lines_with_the_notification_id_and_a_masked_address(api, stack):
-    worker = stack.worker(env={"LOG_FORMAT": "json", "LOG_LEVEL": "INFO"})
+    worker = stack.worker(env={"LOG_FORMAT": "json", "LOG_LEVEL": "INFO", "DELIVERY_LOG_LEVEL": "INFO"})
     notification_id = _post_email(api, HTTP_X_REQUEST_ID="req-ops-test-1")
     wait_for(lambda: _status(notification_id) == "sent", timeout=60, message="email sent")
 

@@ -19,7 +19,7 @@ RAW = (EMAIL, PHONE, REFUSED, "alice.liddell%40example.com", "%2B12025550123")
 
 
 def test_logs_of_api_and_worker_that_sent_email_and_sms_hold_no_address(tmp_path, stack, smtp_sink):
-    env = {"LOG_LEVEL": "INFO"}
+    env = {"LOG_LEVEL": "INFO", "DELIVERY_LOG_LEVEL": "INFO", "WORKER_TASK_LOG_LEVEL": "INFO"}
     worker = stack._start([CELERY, "-A", "config.celery_app", "worker", "-Q", ALL_QUEUES, "-n", "pii@test", "-c",
                            "2", "--pool", "prefork", "--without-gossip", "--without-mingle", "-l", "INFO"],
                           "pii@test", env)
