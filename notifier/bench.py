@@ -20,6 +20,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 MODES = ("single", "batch", "mixed")
+CLIENTS = ("raw", "httpx")
+# httpx: concurrent requests per AsyncClient. httpcore's pool looks at every connection for every request
+# in flight, so one client with 64 connections and 64 requests cost 7.6 ms of CPU per request here
+# (127 requests/s against a server that answers at once), 16 per client 1.8 ms, 8 per client 0.96 ms.
+HTTPX_PER_CLIENT = 8
 _CLIENT_ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+\(\d+\)|\[local\]|::1\(\d+\)")
 
 
@@ -181,6 +186,7 @@ class LoadConfig:
     high_rate: float = 20.0  # mixed mode: high-priority singles per second
     tag: str = "bench"
     limit: int = 0  # stop after this many notifications were accepted (0 = run for `duration`)
+    client: str = "raw"  # raw: _Connection (asyncio streams); httpx: httpx.AsyncClient, as applications use it
 
 
 @dataclass
@@ -280,9 +286,50 @@ class _Connection:
         self.reader = self.writer = None
 
 
+class _HttpxConnection:
+    """The same interface on a shared ``httpx.AsyncClient``: the request as that client sends it
+    (its own headers, headers and body in separate writes, its pool and its parser)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    async def post(self, path: str, body: bytes, timeout: float = 60.0) -> tuple[int, bytes]:
+        response = await self.client.post(path, content=body, timeout=timeout)
+        return response.status_code, response.content
+
+    def close(self) -> None:
+        pass  # the AsyncClient is closed by run_load
+
+
+class _HttpxClients:
+    """AsyncClients for ``connections`` concurrent requests, at most HTTPX_PER_CLIENT each."""
+
+    def __init__(self, base: str, api_key: str, connections: int):
+        import httpx
+
+        parts = urlsplit(base)
+        base = f"{parts.scheme}://{parts.netloc}"  # run_load's paths carry the URL's own path
+        count = max(1, math.ceil(connections / HTTPX_PER_CLIENT))
+        per = math.ceil(connections / count)
+        self.clients = [httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+            limits=httpx.Limits(max_connections=per, max_keepalive_connections=per)) for _ in range(count)]
+        self.handed = 0
+
+    def connection(self) -> _HttpxConnection:
+        self.handed += 1
+        return _HttpxConnection(self.clients[self.handed % len(self.clients)])
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+
 async def run_load(cfg: LoadConfig) -> LoadResult:
     if cfg.mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    if cfg.client not in CLIENTS:
+        raise ValueError(f"client must be one of {', '.join(CLIENTS)}")
     result = LoadResult()
     base = cfg.url.rstrip("/")
     prefix = urlsplit(base).path.rstrip("/")
@@ -296,12 +343,26 @@ async def run_load(cfg: LoadConfig) -> LoadResult:
     def done() -> bool:
         return time.monotonic() >= deadline or (cfg.limit and result.accepted >= cfg.limit)
 
-    async def post(conn: _Connection, path: str, body: bytes, kind: str):
+    httpx_clients = None
+    if cfg.client == "httpx":
+        singles = 4 if cfg.mode == "mixed" else 0
+        httpx_clients = _HttpxClients(base, cfg.api_key, (cfg.clients + singles))
+
+    def connect():
+        return httpx_clients.connection() if httpx_clients is not None else _Connection(base, cfg.api_key)
+
+    errors = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ValueError,
+              IndexError)
+    if httpx_clients is not None:
+        import httpx
+
+        errors = (*errors, httpx.HTTPError)
+
+    async def post(conn, path: str, body: bytes, kind: str):
         t0 = time.perf_counter()
         try:
             status, payload = await conn.post(path, body)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError,
-                ValueError, IndexError) as exc:
+        except errors as exc:
             result.errors[type(exc).__name__] += 1
             return None
         finally:
@@ -313,7 +374,7 @@ async def run_load(cfg: LoadConfig) -> LoadResult:
         return json.loads(payload)
 
     async def single_client(priority: str | None, kind: str, rate: float, counter: list[int]):
-        conn = _Connection(base, cfg.api_key)
+        conn = connect()
         try:
             while not done():
                 if rate:
@@ -335,7 +396,7 @@ async def run_load(cfg: LoadConfig) -> LoadResult:
         items = [{"channel": cfg.channel, **_item(cfg, index * cfg.batch_size + i, priority)}
                  for i in range(cfg.batch_size)]
         body = json.dumps({"notifications": items}).encode()  # the same content each time: ids differ
-        conn = _Connection(base, cfg.api_key)
+        conn = connect()
         try:
             while not done():
                 answer = await post(conn, batch_path, body, "batch")
@@ -358,6 +419,10 @@ async def run_load(cfg: LoadConfig) -> LoadResult:
         counter = [10_000_000]  # a few paced clients, so one slow answer does not stall the trickle
         tasks = [batch_client("low", i) for i in range(cfg.clients)] + [
             single_client("high", "single_high", cfg.high_rate, counter) for _ in range(4)]
-    await asyncio.gather(*tasks)
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        if httpx_clients is not None:
+            await httpx_clients.aclose()
     result.ended = time.time()
     return result

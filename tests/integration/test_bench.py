@@ -103,3 +103,21 @@ def test_full_batches_through_the_procfile_web_server_are_all_answered(stack):
     assert report["errors"] == {}
     accepted = report["accepted"]  # the requests in flight when the limit is reached finish too
     assert accepted >= 16000 and report["by_status"] == {"sent": accepted} and report["lost"] == 0
+
+
+def test_bench_httpx_client_mode_drives_the_procfile_web_server_with_httpx(stack):
+    """``--client httpx``: the same load through httpx.AsyncClient (its own headers, headers and body
+    written apart), on the server ``make run`` starts; singles and a batch are all answered and sent."""
+    from tests.webserver import start_web
+
+    base = start_web(stack, env=NULL_PROVIDERS)
+    stack.worker(concurrency=2, env=NULL_PROVIDERS)
+
+    singles = _bench(url=base, mode="single", client="httpx", clients=4, limit=40, duration=60, drain_timeout=60)
+    batch = _bench(url=base, mode="batch", client="httpx", clients=2, batch_size=100, limit=200, duration=60,
+                   drain_timeout=60)
+
+    assert singles["client"] == "httpx" and singles["errors"] == {}
+    assert singles["accepted"] >= 40 and singles["by_status"] == {"sent": singles["accepted"]}
+    assert singles["request_latency_s"]["single"]["n"] == singles["requests"]
+    assert batch["errors"] == {} and batch["accepted"] >= 200 and batch["by_status"] == {"sent": batch["accepted"]}

@@ -47,6 +47,10 @@ class Command(BaseCommand):
         parser.add_argument("--rate", type=float, default=0.0,
                             help="single: total requests/s to aim at (default: as fast as the clients go).")
         parser.add_argument("--high-rate", type=float, default=20.0, help="mixed: high-priority singles per second.")
+        parser.add_argument("--client", choices=bench.CLIENTS, default="raw",
+                            help="raw: the bench's own keep-alive client on asyncio streams (cheap, so it leaves the "
+                                 "CPU to the service); httpx: httpx.AsyncClient, as Python applications call the API "
+                                 f"(one client per {bench.HTTPX_PER_CLIENT} connections). Default %(default)s.")
         parser.add_argument("--channel", choices=("email", "sms"), default="email")
         parser.add_argument("--limit", type=int, default=0, help="Stop after this many accepted notifications.")
         parser.add_argument("--drain-timeout", type=float, default=300.0,
@@ -72,7 +76,7 @@ class Command(BaseCommand):
         cfg = bench.LoadConfig(
             url=opts["url"], api_key=issued.raw, mode=mode, duration=opts["duration"], clients=clients,
             batch_size=opts["batch_size"], channel=opts["channel"], rate=opts["rate"], high_rate=opts["high_rate"],
-            tag=tag, limit=opts["limit"],
+            tag=tag, limit=opts["limit"], client=opts["client"],
         )
         if settings.DEBUG and getattr(settings, "DEBUG_SQL", False):
             self.stderr.write("warning: DEBUG_SQL is on; if the stack runs with it too, Django records every query. "
@@ -184,7 +188,8 @@ class Command(BaseCommand):
         if overall.get("first_created") and overall.get("last_sent"):
             span = (overall["last_sent"] - overall["first_created"]).total_seconds()
         return {
-            "mode": cfg.mode, "url": cfg.url, "clients": cfg.clients, "batch_size": cfg.batch_size,
+            "mode": cfg.mode, "client": cfg.client, "url": cfg.url, "clients": cfg.clients,
+            "batch_size": cfg.batch_size,
             "duration_s": round(load_seconds, 2), "tag": cfg.tag,
             "requests": load.requests, "accepted": load.accepted, "rejected_items": load.rejected_items,
             "accepted_per_s": load.accepted / load_seconds,
@@ -227,7 +232,7 @@ class Command(BaseCommand):
             return "-" if value is None else f"{value * 1000:.1f} ms"
 
         lines = [
-            f"notifier bench: mode={r['mode']} clients={r['clients']} "
+            f"notifier bench: mode={r['mode']} client={r['client']} clients={r['clients']} "
             f"batch_size={r['batch_size'] if r['mode'] != 'single' else 1} load={r['duration_s']} s  url={r['url']}",
             f"  requests {r['requests']}, accepted {r['accepted']} ({r['accepted_per_s']:.0f}/s), "
             f"rejected items {r['rejected_items']}, errors {r['errors'] or 'none'}",
