@@ -264,3 +264,80 @@ def test_the_lane_is_off_when_configured_so(key, published, settings):
     served = Served()
     assert served.post("/api/v1/notifications/email/", EMAIL, key.raw)[0] == 202
     assert served.django_paths == ["/api/v1/notifications/email/"]
+
+
+def _headers_sent_by(client: str) -> list[tuple[bytes, bytes]]:
+    """The request headers a common HTTP client really sends for a JSON POST (caught by a local socket)."""
+    import shutil
+    import socket
+    import subprocess
+    import threading
+
+    caught: list[bytes] = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def serve():
+        conn, _ = server.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            caught.append(data.split(b"\r\n\r\n", 1)[0])
+            conn.sendall(b"HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\ncontent-length: 2\r\n"
+                         b"connection: close\r\n\r\n{}")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}/api/v1/notifications/email/"
+    auth = {"Authorization": "Bearer x"}
+    if client == "httpx":
+        import httpx
+
+        httpx.post(url, json=EMAIL, headers=auth)
+    elif client == "requests":
+        import requests
+
+        requests.post(url, json=EMAIL, headers=auth)
+    elif client == "aiohttp":
+        import aiohttp
+
+        async def post():
+            async with aiohttp.ClientSession() as session, session.post(url, json=EMAIL, headers=auth) as response:
+                await response.read()
+
+        asyncio.run(post())
+    elif client == "curl":
+        if not shutil.which("curl"):
+            pytest.skip("no curl here")
+        subprocess.run(["curl", "-s", "-o", "/dev/null", "-X", "POST", url, "-H", "Authorization: Bearer x",
+                        "-H", "Content-Type: application/json", "-d", json.dumps(EMAIL)], check=True, timeout=10)
+    elif client == "axios-like":  # what axios and several browser libraries send
+        import requests
+
+        requests.post(url, json=EMAIL, headers={**auth, "Accept": "application/json, text/plain, */*"})
+    thread.join(10)
+    server.close()
+    lines = caught[0].split(b"\r\n")[1:]
+    headers = [(name.strip().lower(), value.strip()) for name, _, value in (line.partition(b":") for line in lines)]
+    return [(n, v) for n, v in headers if n not in (b"host", b"content-length", b"authorization")]
+
+
+@pytest.mark.parametrize("client", ["httpx", "requests", "aiohttp", "curl", "axios-like"])
+def test_the_requests_common_clients_send_are_answered_by_the_lane(key, published, client):
+    """Each client's own headers (Accept, Accept-Encoding, User-Agent, Connection...) keep the request
+    on the express lane: none of them is handed to Django's slower request cycle."""
+    headers = _headers_sent_by(client)
+    served = Served()
+    status, _, body = served.post("/api/v1/notifications/email/", EMAIL, key.raw, headers)
+    assert status == 202, body
+    assert served.django_paths == [], f"{client} sent {headers}"
+
+
+@pytest.mark.parametrize("accept", [b"text/html", b"application/xml", b"text/html, application/xhtml+xml"])
+def test_an_accept_without_json_is_still_djangos_to_refuse(key, published, accept):
+    served = Served()
+    status, _, _ = served.post("/api/v1/notifications/email/", EMAIL, key.raw, [(b"accept", accept)])
+    assert (status, served.django_paths) == (406, ["/api/v1/notifications/email/"])

@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 WRITE_SCOPE = "notifications:write"
 _JSON_TYPES = (b"application/json", b"application/json; charset=utf-8", b"application/json;charset=utf-8")
-_ACCEPTS = (b"*/*", b"application/json")
+
 
 
 class ExpressCreate:
@@ -69,6 +69,7 @@ class ExpressCreate:
         self.use_forwarded_host = settings.USE_X_FORWARDED_HOST
         self.disallowed_agents = bool(settings.DISALLOWED_USER_AGENTS)
         self._hosts: dict[bytes, bool] = {}
+        self._accepts: dict[bytes, bool] = {b"*/*": True, b"application/json": True}
         self.timeout = 60.0
 
     def match(self, scope: dict) -> str | None:
@@ -127,7 +128,7 @@ class ExpressCreate:
             elif name == b"content-type":
                 content_type = value
             elif name == b"accept":
-                if value.strip() not in _ACCEPTS:
+                if not self._accepts_json(value):
                     return None
             elif name == b"host":
                 host = value
@@ -153,6 +154,17 @@ class ExpressCreate:
             return None
         request_id = clean_request_id(request_id.decode("latin1")) if request_id else None
         return api_key, request_id or new_request_id(), secure
+
+    def _accepts_json(self, accept: bytes) -> bool:
+        """Whether DRF's negotiation answers ``accept`` with the JSON renderer as ``application/json``: clients
+        send ``*/*`` (curl, httpx, requests, aiohttp), nothing (wrk), or lists such as axios's
+        ``application/json, text/plain, */*``. Asked of DRF once per distinct value."""
+        accepted = self._accepts.get(accept)
+        if accepted is None:
+            accepted = _drf_answers_json(accept.decode("latin1"))
+            if len(self._accepts) < 1000:  # Accept values come from clients: keep the cache bounded
+                self._accepts[accept] = accepted
+        return accepted
 
     def _host_allowed(self, host: bytes | None) -> bool:
         """Django's ``request.get_host()`` check (CommonMiddleware asks it of every request)."""
@@ -190,6 +202,24 @@ class ExpressCreate:
                    (b"x-request-id", request_id.encode("latin1"))]
         metrics.http_request("POST", self.route, status, time.perf_counter() - started)
         return status, headers, body
+
+
+def _drf_answers_json(accept: str) -> bool:
+    """DRF's content negotiation for the API's one renderer, asked directly."""
+    from types import SimpleNamespace
+
+    from rest_framework.exceptions import NotAcceptable
+    from rest_framework.negotiation import DefaultContentNegotiation
+
+    from .renderers import JSONRenderer
+
+    renderer = JSONRenderer()
+    request = SimpleNamespace(query_params={}, META={"HTTP_ACCEPT": accept}, headers={"accept": accept})
+    try:
+        chosen, media_type = DefaultContentNegotiation().select_renderer(request, [renderer])
+    except NotAcceptable:
+        return False
+    return chosen is renderer and media_type == "application/json"
 
 
 def _security_headers(path: str, secure: bool) -> list[tuple[bytes, bytes]] | None:
