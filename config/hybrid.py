@@ -7,6 +7,9 @@ import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+# What ``HybridApp._read_body`` returns for a body over the limit.
+TOO_LARGE = object()
+
 # WSGI environ keys of request headers, computed once per header name.
 _ENVIRON_KEYS = {b"content-length": "CONTENT_LENGTH", b"content-type": "CONTENT_TYPE"}
 
@@ -52,6 +55,8 @@ def wsgi_environ(scope: dict, body: bytes) -> dict:
         if key in environ:  # a repeated header: one value, as RFC 9110 combines them (cookies with "; ")
             value = environ[key] + ("; " if key == "HTTP_COOKIE" else ",") + value
         environ[key] = value
+    if body and "CONTENT_LENGTH" not in environ:  # a chunked body: Django reads CONTENT_LENGTH bytes
+        environ["CONTENT_LENGTH"] = str(len(body))
     return environ
 
 
@@ -93,32 +98,76 @@ class HybridApp:
 
     async def __call__(self, scope, receive, send):
         kind = scope["type"]
-        if kind == "lifespan":
-            await self._lifespan(receive, send)
-        elif kind == "http" and scope["path"] in self.async_paths:
-            await self.asgi_app(scope, receive, send)
-        elif kind == "http":
+        if kind == "http":
             if self._too_large(scope):
                 await self._reject_too_large(send)
-                return
-            await self._wsgi(scope, receive, send)
+            elif scope["path"] in self.async_paths:
+                await self._asgi(scope, receive, send)
+            else:
+                await self._wsgi(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
         else:  # websocket: not served
             await send({"type": "websocket.close", "code": 1000})
+
+    async def _rest_of_body(self, body: bytes, more: bool, receive):
+        """The request body, counted as it arrives, from its first message's ``body`` on: bytes,
+        ``TOO_LARGE`` as soon as more than ``max_body_bytes`` came (nothing more is read, and no more
+        than the limit is held), or None when the client went away. A Content-Length plays no part:
+        a chunked body has none, and one that lies is caught by the count all the same."""
+        limit = self.max_body_bytes
+        size = len(body)
+        chunks = [body]
+        while more and size <= limit:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size <= limit:
+                chunks.append(chunk)
+            more = message.get("more_body", False)
+        if size > limit:
+            return TOO_LARGE
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _asgi(self, scope, receive, send):
+        """An async path through Django's ASGI handler, with its body read (and limited) here first:
+        Django's handler would otherwise spool any body, however large, before looking at it."""
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        body = await self._rest_of_body(message.get("body", b""), message.get("more_body", False), receive)
+        if body is None:
+            return
+        if body is TOO_LARGE:
+            await self._reject_too_large(send)
+            return
+        pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def replay():
+            return pending.pop() if pending else await receive()  # then disconnects, as Django listens
+
+        await self.asgi_app(scope, replay, send)
 
     async def _wsgi(self, scope, receive, send):
         """The request on a pool thread, in one hand-off each way: the body is read here first, and the
         response is sent from here once the app has made all of it. (asgiref's WsgiToAsgi crossed
         threads again for each message it sent, and that was the larger part of a small request's
         CPU in the web process.)"""
-        chunks = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            return
+        body = message.get("body", b"")
+        # The common request: its whole body in one message, one receive(), no copy. Anything else is
+        # counted as it arrives (_rest_of_body).
+        if message.get("more_body") or len(body) > self.max_body_bytes:
+            body = await self._rest_of_body(body, message.get("more_body", False), receive)
+            if body is None:
                 return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            if body is TOO_LARGE:
+                await self._reject_too_large(send)
+                return
         express = self.express
         if express is not None and (match := express.match(scope)) is not None:
             answer = await express.handle(scope, body, match)
@@ -136,7 +185,7 @@ class HybridApp:
         await send({"type": "http.response.body", "body": content})
 
     def _too_large(self, scope) -> bool:
-        """Refuse bodies over the limit before reading them (the WSGI side would buffer them first)."""
+        """A Content-Length over the limit: refused before any of the body is read."""
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -146,6 +195,7 @@ class HybridApp:
         return False
 
     async def _reject_too_large(self, send):
+        """413, and the connection closes: the rest of the body is never read."""
         body = json.dumps({"errors": {"non_field_errors": [
             f"Request body is over the limit of {self.max_body_bytes} bytes."]}}).encode()
         await send({"type": "http.response.start", "status": 413,

@@ -1,6 +1,7 @@
 """A real gunicorn serving the API for tests, on a free port, against the test database.
 
-    server = Gunicorn(tmp_path, workers=2).start()
+    server = Gunicorn(tmp_path, workers=2).start()       # config.wsgi on gthread workers
+    server = Gunicorn(tmp_path, asgi=True).start()       # config.asgi on the ASGI worker (Procfile)
     httpx.get(server.url + "/api/v1/notifications/")
     server.stop()
 
@@ -30,22 +31,24 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    def __init__(self, workdir: Path, *, workers: int = 2, threads: int = 8, env: dict[str, str] | None = None):
+    def __init__(self, workdir: Path, *, workers: int = 2, threads: int = 8, env: dict[str, str] | None = None,
+                 asgi: bool = False):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.workers, self.threads = workers, threads
+        self.workers, self.threads, self.asgi = workers, threads, asgi
         self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.test_settings", "PYTHONPATH": str(ROOT),
                     **(env or {})}
         self.log = self.workdir / f"gunicorn-{self.port}.log"
         self.popen: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60.0) -> "Gunicorn":
+        app, worker_class = ("config.asgi:application", "asgi") if self.asgi else ("config.wsgi:application", "gthread")
         args = [
-            GUNICORN, "config.wsgi:application", "-c", str(ROOT / "config" / "gunicorn.py"),
+            GUNICORN, app, "-c", str(ROOT / "config" / "gunicorn.py"),
             "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), "--threads", str(self.threads),
-            "--worker-class", "gthread", "--access-logfile", "-", "--error-logfile", "-",
+            "--worker-class", worker_class, "--access-logfile", "-", "--error-logfile", "-",
             "--access-logformat", 'pid=%(p)s status=%(s)s "%(r)s"', "--timeout", "60",
         ]
         self.popen = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=self.log.open("wb"),
@@ -83,6 +86,18 @@ class Gunicorn:
             return self.log.read_text(errors="replace")
         except OSError:
             return ""
+
+    def worker_pids(self) -> list[int]:
+        """Pids of the worker processes (the master's children)."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.popen.pid:
+                pids.append(int(stat.parent.name))
+        return pids
 
     def serving_pids(self) -> set[str]:
         """Pids of the workers that answered API requests (from the access log)."""

@@ -95,3 +95,65 @@ def test_strings_are_stored_verbatim_html_included(api):
 
 def test_the_batch_limit_is_one_thousand():
     assert MAX_BATCH_ITEMS == 1000
+
+
+class ChunkedInput:
+    """A ``wsgi.input`` as a server gives it for a chunked body: read to its end, no length known.
+    Counts what was read from it."""
+
+    def __init__(self, data: bytes):
+        self.data, self.taken = data, 0
+
+    def read(self, size=-1):
+        end = len(self.data) if size is None or size < 0 else self.taken + size
+        piece = self.data[self.taken:end]
+        self.taken += len(piece)
+        return piece
+
+    def readline(self, size=-1):
+        raise AssertionError("the body is read in pieces")
+
+
+def _chunked(api, stream, url=URL):
+    """A request without Content-Length through Django's handler (the test client's), as a WSGI
+    server passes it on: ``Transfer-Encoding`` and a terminated ``wsgi.input``."""
+    return api.generic("POST", url, b"", content_type="application/json", CONTENT_LENGTH="",
+                       HTTP_TRANSFER_ENCODING="chunked", **{"wsgi.input": stream, "wsgi.input_terminated": True})
+
+
+def test_a_chunked_body_over_the_limit_is_413_after_reading_no_more_than_the_limit(api, settings):
+    settings.NOTIFIER_MAX_BODY_BYTES = 1000
+    stream = ChunkedInput(json.dumps({**EMAIL, "body": "x" * 5000}).encode())
+    response = _chunked(api, stream)
+    assert response.status_code == status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    assert response.json() == {"errors": {"non_field_errors": ["Request body is over the limit of 1000 bytes."]}}
+    assert stream.taken == 1001
+    assert Notification.objects.count() == 0
+
+
+def test_a_chunked_body_over_the_limit_is_413_without_a_key_too(settings):
+    from rest_framework.test import APIClient
+
+    settings.NOTIFIER_MAX_BODY_BYTES = 1000
+    stream = ChunkedInput(b"x" * 5000)
+    assert _chunked(APIClient(), stream).status_code == status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    assert stream.taken == 1001
+
+
+def test_a_chunked_body_under_the_limit_is_read_by_the_view(api, settings):
+    settings.NOTIFIER_MAX_BODY_BYTES = 1000
+    response = _chunked(api, ChunkedInput(json.dumps(EMAIL).encode()))
+    assert response.status_code == status.HTTP_202_ACCEPTED, response.content
+    assert Notification.objects.get().content["subject"] == "Hi"
+
+
+def test_the_wsgi_application_refuses_a_chunked_body_over_the_limit_before_django_sees_it(settings):
+    from config.wsgi import application
+
+    stream, answer = ChunkedInput(b"x" * (5 * 1024 * 1024)), {}
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": URL, "HTTP_TRANSFER_ENCODING": "chunked",
+               "wsgi.input": stream, "wsgi.input_terminated": True}  # too bare for Django: it must not get it
+    body = b"".join(application(environ, lambda status, headers: answer.update(status=status, headers=headers)))
+    assert answer["status"].startswith("413 ")
+    assert json.loads(body)["errors"]["non_field_errors"]
+    assert stream.taken == settings.NOTIFIER_MAX_BODY_BYTES + 1
