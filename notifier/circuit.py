@@ -9,7 +9,9 @@ lock and sends a single message; success closes the breaker, a transient
 failure opens it again for another cool-down.
 
 A permanent error (an invalid address) proves the provider is up, so it
-counts as a success here. When Redis cannot be reached the breaker lets
+counts as a success here. An error in the message itself
+(``ProviderError.bad_input``) is never recorded: the failover leaves it out.
+When Redis cannot be reached the breaker lets
 everything through (fail open) and logs it: delivery never stops because the
 breaker's store is down.
 

@@ -11,6 +11,8 @@ from datetime import timedelta
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from notifier.addresses import validate_email
+from notifier.headers import MESSAGE as HEADER_UNSAFE_MESSAGE
+from notifier.headers import UNSAFE as HEADER_UNSAFE
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
@@ -172,6 +174,8 @@ class NotificationInputSerializer(serializers.Serializer):
             if channel == Channel.EMAIL:
                 try:
                     validate_email(to)
+                    if HEADER_UNSAFE.search(to):  # a quoted local part may hold U+000B, U+001F...
+                        raise DjangoValidationError("control character")
                 except DjangoValidationError:
                     errors["to"] = ["Enter a valid email address."]
             elif channel == Channel.SMS:
@@ -207,6 +211,10 @@ class NotificationInputSerializer(serializers.Serializer):
                           if n in attrs and n not in self.ALLOWED_CONTENT[channel]]
             for name in disallowed:
                 errors[name] = [f"Not used by {channel} notifications."]
+            # The subject becomes a mail header: no control characters (notifier.headers). Rendered
+            # subjects are made one line by the templating instead.
+            if channel == Channel.EMAIL and HEADER_UNSAFE.search(content.get("subject", "")):
+                errors["subject"] = [HEADER_UNSAFE_MESSAGE]
         if channel == Channel.SMS and content.get("body"):
             sms_body = content["body"]
             info = sms_info(sms_body)

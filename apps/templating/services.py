@@ -5,13 +5,13 @@ Compiled templates are cached per process for ``CACHE_TTL`` seconds per
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from notifier.headers import one_line
 from notifier.rendering import CompiledPart, TemplateError, UndefinedVariable, compile_part, render_part
 from notifier.sms import sms_info
 
@@ -86,9 +86,6 @@ def template_find(*, slug: str, channel: str, locale: str) -> CompiledTemplate |
     return None
 
 
-def _one_line(text: str) -> str:
-    return re.sub(r"\s*[\r\n]+\s*", " ", text).strip()
-
 
 def template_render(compiled: CompiledTemplate, context: dict[str, Any]) -> dict[str, Any]:
     """Notification content rendered from ``compiled`` with ``context``; raises RenderError."""
@@ -103,7 +100,9 @@ def template_render(compiled: CompiledTemplate, context: dict[str, Any]) -> dict
             raise RenderError("context", f"Missing variable '{exc.name}' used by template {compiled.slug!r}.") from exc
         except TemplateError as exc:
             raise RenderError("context", f"Template {compiled.slug!r}: {exc}") from exc
-        content[name] = _one_line(text) if name in ("subject", "title") else text
+        # Subjects and titles on one line: every control character (line breaks of any kind, tabs, C0
+        # and C1 controls), from the template or a context value, becomes a space (notifier.headers).
+        content[name] = one_line(text) if name in ("subject", "title") else text
     if compiled.channel == "sms":
         content["sms"] = sms_info(content.get("body", "")).as_dict()
     return content

@@ -17,16 +17,23 @@ class ProviderError(Exception):
     ``invalid_number``, ``unregistered_device``, ``carrier_opt_out``): the
     address goes on the suppression list and, for a device token, the device
     is deactivated.
+
+    ``bad_input`` (always permanent): the message itself cannot be sent (a
+    header Python's email package refuses, an address that cannot be
+    encoded), found before or without the provider's answer. It says nothing
+    about the provider's health, so the circuit breaker does not count it at
+    all (``notifier.channels.failover``).
     """
 
     def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None,
-                 code: str | None = None, suppress: str = ""):
+                 code: str | None = None, suppress: str = "", bad_input: bool = False):
         super().__init__(message)
         self.message = message
-        self.permanent = permanent
+        self.permanent = permanent or bad_input
         self.retry_after = retry_after
         self.code = code
         self.suppress = suppress
+        self.bad_input = bad_input
 
     def __str__(self) -> str:  # pragma: no cover - trivial
         kind = "permanent" if self.permanent else "transient"

@@ -1,14 +1,23 @@
 """Email over SMTP through Django's email backend."""
 from __future__ import annotations
 
+import email.errors
 import re
 import smtplib
 import socket
 from email.utils import make_msgid
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMultiAlternatives, get_connection
 
+from notifier.headers import UNSAFE, unsafe_char
+
 from .base import Message, Provider, ProviderError
+
+# What Python's email package and Django raise for a message that cannot be written out: a header
+# it refuses (BadHeaderError is a ValueError, HeaderParseError a MessageError), an address whose
+# domain does not encode to IDNA (UnicodeError, a ValueError) or that does not parse.
+INPUT_ERRORS = (ValueError, email.errors.MessageError)
 
 
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.\d{1,3}\b")
@@ -24,12 +33,29 @@ def is_hard_bounce(code: int, text: str) -> bool:
     return code in (550, 551, 553)
 
 
-def classify_smtp_error(exc: Exception) -> ProviderError:
+def classify_smtp_error(exc: Exception, *, connecting: bool = False) -> ProviderError:
     """SMTP 5xx replies are permanent; 4xx replies and connection trouble are transient.
 
     A 5xx refusal of the recipient address (e.g. ``550 5.1.1 No such user``) is
     a hard bounce: the address goes on the suppression list.
+
+    A message that cannot be written out (``INPUT_ERRORS``: a malformed header,
+    an address that does not encode) is permanent and ``bad_input``: retrying
+    cannot help, and the circuit breaker does not count it.
+
+    ``connecting``: the error came while opening the session (connect,
+    greeting, EHLO, STARTTLS, AUTH). That is the relay (or its configuration),
+    never one message: transient whatever the reply (``554`` instead of the
+    greeting included), so it counts towards the breaker and the chunk waits.
     """
+    if connecting:
+        if isinstance(exc, smtplib.SMTPResponseException):
+            msg = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+            return ProviderError(f"SMTP connection refused: {exc.smtp_code} {msg}", code=str(exc.smtp_code))
+        return ProviderError(f"SMTP connection error: {exc.__class__.__name__}: {exc}")
+    if isinstance(exc, INPUT_ERRORS):
+        return ProviderError(f"SMTP message not sendable: {exc.__class__.__name__}: {exc}", bad_input=True,
+                             code="invalid_message")
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         replies = [(code, msg.decode(errors="replace") if isinstance(msg, bytes) else str(msg))
                    for code, msg in exc.recipients.values()]
@@ -46,6 +72,16 @@ def classify_smtp_error(exc: Exception) -> ProviderError:
     if isinstance(exc, (smtplib.SMTPException, OSError, socket.timeout)):
         return ProviderError(f"SMTP connection error: {exc.__class__.__name__}: {exc}", permanent=False)
     return ProviderError(f"SMTP error: {exc.__class__.__name__}: {exc}", permanent=False)
+
+
+def settings_header_error(values: dict[str, str]) -> str | None:
+    """Settings that go into a header of every mail (From, Message-ID, List-Unsubscribe) must hold no
+    control character: what is wrong with ``values`` ({setting: value}), or None."""
+    for setting, value in values.items():
+        char = unsafe_char(value or "")
+        if char:
+            return f"{setting} holds the control character {char}; it would go into every mail's headers"
+    return None
 
 
 class SmtpEmailProvider(Provider):
@@ -65,6 +101,10 @@ class SmtpEmailProvider(Provider):
         self.timeout = timeout
         self.public_url = public_url
         self.unsubscribe_mailto = unsubscribe_mailto
+        problem = settings_header_error({"DEFAULT_FROM_EMAIL": from_email, "NOTIFIER_PUBLIC_URL": public_url,
+                                         "NOTIFIER_UNSUBSCRIBE_MAILTO": unsubscribe_mailto})
+        if problem:
+            raise ImproperlyConfigured(problem)
 
     def _connection(self):
         return get_connection(
@@ -74,19 +114,38 @@ class SmtpEmailProvider(Provider):
             timeout=self.timeout, fail_silently=False,
         )
 
+    @staticmethod
+    def header_error(message: Message) -> ProviderError | None:
+        """The last defence against header injection: a control character in a value that becomes a
+        header (the API and the templates keep them out; rows written before that did not)."""
+        search = UNSAFE.search
+        if not (search(message.subject) or search(message.to) or message.headers):
+            return None  # the common case: two searches
+        for name, value in (("Subject", message.subject), ("To", message.to), *message.headers.items()):
+            char = unsafe_char(name) or unsafe_char(value)
+            if char:
+                return ProviderError(f"header {name!r} holds the control character {char}; not sent",
+                                     bad_input=True, code="invalid_header")
+        return None
+
     def build(self, message: Message) -> tuple[EmailMultiAlternatives, str]:
+        """The mail for ``message`` and its Message-ID; raises a ``bad_input`` ProviderError when a
+        header value holds a control character."""
+        error = self.header_error(message)
+        if error is not None:
+            raise error
         message_id = make_msgid(domain=self.from_email.rpartition("@")[2] or "notifier.local")
         headers = {"Message-ID": message_id, "X-Notifier-Id": message.notification_id}
         if message.allow_unsubscribe:
             headers.update(self.unsubscribe_headers(message.notification_id))
         headers.update(message.headers)
-        email = EmailMultiAlternatives(
+        mail = EmailMultiAlternatives(
             subject=message.subject, body=message.body or "", from_email=self.from_email,
             to=[message.to], headers=headers,
         )
         if message.html:
-            email.attach_alternative(message.html, "text/html")
-        return email, message_id
+            mail.attach_alternative(message.html, "text/html")
+        return mail, message_id
 
     def unsubscribe_headers(self, notification_id: str) -> dict[str, str]:
         """``List-Unsubscribe`` (a signed https link, plus a mailto when configured) and one-click POST."""
@@ -115,18 +174,23 @@ class SmtpEmailProvider(Provider):
         results: list[str | ProviderError] = []
         connection = None
         for position, message in enumerate(messages):
+            try:
+                mail, message_id = self.build(message)
+            except Exception as exc:  # noqa: BLE001 - the message's own headers: no session needed to know
+                results.append(exc if isinstance(exc, ProviderError) else classify_smtp_error(exc))
+                continue
             if connection is None:
                 try:
                     connection = self._connection()
                     connection.open()
                 except Exception as exc:  # noqa: BLE001 - the relay is unreachable: so for the whole rest
                     _close_quietly(connection)
-                    error = classify_smtp_error(exc)
-                    results.extend([error] * (len(messages) - position))
+                    error = classify_smtp_error(exc, connecting=True)
+                    results.append(error)
+                    results.extend(self.header_error(m) or error for m in messages[position + 1:])
                     return results
             try:
-                email, message_id = self.build(message)
-                connection.send_messages([email])
+                connection.send_messages([mail])
                 results.append(message_id)
             except Exception as exc:  # noqa: BLE001 - every failure is classified
                 error = classify_smtp_error(exc)

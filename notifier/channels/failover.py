@@ -63,8 +63,11 @@ def _call(provider: Provider, messages: list[Message]) -> list[str | ProviderErr
 
 
 def _health(results: list[str | ProviderError]) -> list[bool | None]:
-    return [None if isinstance(r, ProviderError) and r.permanent else not isinstance(r, ProviderError)
-            for r in results]
+    """What the breaker records: True accepted, False a transient failure, None a permanent error (the
+    provider answered). A ``bad_input`` error (the message itself is unusable) says nothing about the
+    provider and is left out: a client's malformed messages can neither open nor close a breaker."""
+    return [True if not isinstance(r, ProviderError) else None if r.permanent else False
+            for r in results if not isinstance(r, ProviderError) or not r.bad_input]
 
 
 def _last_transient(results: list[str | ProviderError]) -> str:
@@ -125,7 +128,11 @@ def send_with_failover(providers: Sequence[Provider], messages: Sequence[Message
                     continue
             batch_results = _call(provider, [messages[i] for i in batch])
             if guard is not None:
-                guard.record(channel, provider.name, _health(batch_results), _last_transient(batch_results))
+                health = _health(batch_results)
+                guard.record(channel, provider.name, health, _last_transient(batch_results))
+                if permit.probe and not health:
+                    # The probe's message was unusable and proved nothing: let the next call probe.
+                    guard.release_probe(channel, provider.name)
             results.update(zip(batch, batch_results))
         still_pending = []
         for index in pending:

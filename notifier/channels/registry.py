@@ -130,6 +130,13 @@ def check_configuration() -> None:
             if missing:
                 raise ImproperlyConfigured(
                     f"Provider {name!r} for channel {channel!r} needs {', '.join(missing)}")
+        if channel == "email" and any(name.startswith("smtp") for name in names):
+            from .email import settings_header_error
+
+            problem = settings_header_error({setting: getattr(settings, setting, "") for setting in (
+                "DEFAULT_FROM_EMAIL", "NOTIFIER_PUBLIC_URL", "NOTIFIER_UNSUBSCRIBE_MAILTO")})
+            if problem:
+                raise ImproperlyConfigured(problem)
         if "console" in names and not settings.DEBUG and channel not in settings.NOTIFIER_PROVIDERS_EXPLICIT:
             raise ImproperlyConfigured(
                 f"The console provider is the default for {channel!r} but DEBUG is off; set "

@@ -55,6 +55,7 @@ class SmtpSink:
         self.port = port
         self.directory = Path(directory) if directory else None
         self.messages: list[email.message.EmailMessage] = []
+        self.raw: list[bytes] = []  # each message as it came over the wire (what `messages` parses)
         self.delay = 0.0  # seconds to wait before answering DATA (a slow relay)
         self._lock = threading.Lock()
         self._fail_remaining = 0
@@ -99,6 +100,7 @@ class SmtpSink:
         message = email.message_from_bytes(content, policy=email.policy.default)
         with self._lock:
             self.messages.append(message)
+            self.raw.append(content)
         if self.directory:
             self.directory.mkdir(parents=True, exist_ok=True)
             name = f"{time.strftime('%Y%m%dT%H%M%S')}-{next(self._counter):06d}.eml"

@@ -91,3 +91,39 @@ def test_when_a_relay_returns_after_the_cooldown_a_probe_lets_mail_flow(relays, 
     assert deliver_chunk(ids) == {"sent": 3}
     assert {n.attempts for n in Notification.objects.filter(id__in=ids)} == {2}
     assert {s["provider"]: s["state"] for s in circuit.states() if s["channel"] == "email"}["smtp2"] == "closed"
+
+
+# A client's malformed input is permanent and never a breaker's business (issue 22, item 4) ------
+
+# An address the API accepts (Django's validator takes any character from U+00A1 up in a domain) but
+# whose domain does not encode to IDNA, so Django's SMTP backend raises UnicodeError writing it out:
+# a mis-decoded "münchen", and a label that only outgrows 63 characters once punycoded.
+UNENCODABLE = ["bob@m\ufffdnchen.de", "bob@" + "\u00e9" * 60 + ".com"]
+
+
+def test_malformed_messages_fail_at_once_and_never_open_the_breaker_so_good_mail_still_goes_out(
+        settings, smtp_sink, api):
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", smtp_sink.port, 2
+    settings.NOTIFIER_PROVIDERS = {**settings.NOTIFIER_PROVIDERS, "email": ["smtp"]}
+    settings.NOTIFIER_CIRCUIT_THRESHOLD, settings.NOTIFIER_CIRCUIT_COOLDOWN = 2, 60
+    providers_for.cache_clear()
+    circuit.reset_breaker()
+
+    def post(to):
+        response = api.post("/api/v1/notifications/email/", {"to": to, "subject": "s", "body": "b"}, format="json")
+        assert response.status_code == 202, response.content  # it gets past the API
+        return response.json()["id"]
+
+    bad = [post(to) for to in UNENCODABLE * 2]  # twice the threshold
+    good = post("alice@example.com")
+    for notification_id in bad:  # one provider call each: each would count on its own
+        assert deliver_chunk([notification_id]) == {"failed": 1}
+    assert deliver_chunk([good]) == {"sent": 1}
+
+    for n in Notification.objects.filter(id__in=bad):
+        assert n.status == "failed" and n.attempts == 1 and n.next_attempt_at is None
+        assert "UnicodeError" in n.last_error and "(permanent)" in n.last_error
+    [state] = [s for s in circuit.states() if s["channel"] == "email"]
+    assert state["state"] == "closed" and state["failures"] == 0 and state["times_opened"] == 0
+    assert Notification.objects.get(id=good).status == "sent"
+    assert [m["To"] for m in smtp_sink.messages] == ["alice@example.com"]

@@ -34,3 +34,22 @@ def test_email_posted_to_api_arrives_at_smtp_server_and_ends_sent(api, stack, sm
     assert detail["attempts"] == 1
     assert detail["provider"] == "smtp"
     assert detail["provider_message_id"] == message["Message-ID"]
+
+
+def test_a_clients_malformed_mail_fails_at_once_and_leaves_the_breaker_closed_for_everyone(api, stack, smtp_sink):
+    """Issue 22, item 4: with a breaker threshold of 2, four unsendable messages (domains that do not
+    encode to IDNA; the API accepts them) fail with one attempt each and do not open the breaker."""
+    from notifier import circuit
+
+    stack.worker(concurrency=1, env={"NOTIFIER_CIRCUIT_THRESHOLD": "2", "NOTIFIER_CIRCUIT_COOLDOWN": "300"})
+    bad = [_post_email(api, to=to) for to in ["bob@m\ufffdnchen.de", "bob@" + "\u00e9" * 60 + ".com"] * 2]
+    wait_for(lambda: all(_status(i) == "failed" for i in bad), timeout=60, message="the malformed mail failed")
+
+    good = _post_email(api)
+    wait_for(lambda: _status(good) == "sent", timeout=60, message="the good mail sent")
+
+    for n in Notification.objects.filter(id__in=bad):
+        assert n.attempts == 1 and "(permanent)" in n.last_error
+    [state] = [s for s in circuit.states() if s["channel"] == "email"]
+    assert state["state"] == "closed" and state["failures"] == 0 and state["times_opened"] == 0
+    assert [m["To"] for m in smtp_sink.messages] == ["alice@example.com"]

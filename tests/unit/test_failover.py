@@ -112,3 +112,42 @@ def test_a_provider_that_raises_unexpectedly_counts_as_transient():
 
     outcomes = send_with_failover([Broken(), Scripted("smtp2")], _messages(1))
     assert outcomes[0].ok and outcomes[0].provider == "smtp2"
+
+
+class Malformed(Provider):
+    """Refuses messages whose address has "bad" in it as unusable input; accepts the rest."""
+
+    name = "smtp"
+    channel = "email"
+
+    def send_many(self, messages):
+        return [ProviderError("header 'To' holds a control character", bad_input=True) if "bad" in m.to
+                else f"ok-{m.to}" for m in messages]
+
+
+class ProbingBreaker(Breaker):
+    def __init__(self, permits=None):
+        super().__init__(permits)
+        self.released = []
+
+    def release_probe(self, channel, provider):
+        self.released.append(provider)
+
+
+def test_a_bad_input_error_is_permanent_and_left_out_of_the_breakers_record():
+    breaker = Breaker()
+    messages = [Message(notification_id=str(i), channel="email", to=to)
+                for i, to in enumerate(["bad1@example.com", "good@example.com", "bad2@example.com"])]
+    outcomes = send_with_failover([Malformed(), Scripted("smtp2")], messages, breaker=breaker)
+    assert [o.ok for o in outcomes] == [False, True, False]
+    assert outcomes[0].error.permanent and outcomes[0].error.bad_input
+    assert outcomes[0].path == [("smtp", str(outcomes[0].error))]  # not retried on smtp2
+    assert breaker.recorded == [("smtp", [True])]  # only the message the provider actually judged
+
+
+def test_a_half_open_probe_that_only_carried_bad_input_releases_the_probe():
+    breaker = ProbingBreaker({"smtp": Permit(True, probe=True)})
+    messages = [Message(notification_id="1", channel="email", to="bad@example.com")]
+    send_with_failover([Malformed()], messages, breaker=breaker)
+    assert breaker.recorded == [("smtp", [])]
+    assert breaker.released == ["smtp"]

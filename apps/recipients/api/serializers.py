@@ -13,6 +13,7 @@ from rest_framework import serializers
 from apps.notifications.models import API_CHANNELS, Category
 from apps.notifications.validation import E164
 from apps.templating.locales import is_valid_locale, normalize_locale
+from notifier.headers import UNSAFE as HEADER_UNSAFE
 from notifier.quiet_hours import is_known_timezone
 
 from ..models import Device, Recipient
@@ -51,6 +52,8 @@ class RecipientInputSerializer(StrictSerializer):
         if value:
             try:
                 validate_email(value)
+                if HEADER_UNSAFE.search(value):  # a quoted local part may hold U+000B, U+001F...
+                    raise DjangoValidationError("control character")
             except DjangoValidationError as exc:
                 raise serializers.ValidationError("Enter a valid email address.") from exc
         return value or ""
