@@ -16,6 +16,11 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None  # the API logs requests itself (JSON)
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
+# How long an idle keep-alive connection stays open. gunicorn's default, 2 s, is shorter than the idle time
+# after which client pools stop reusing a connection (httpx 5 s, aiohttp 15 s, requests/urllib3 never), so a
+# client that sent again about 2 s after its last request raced the server's close: requests raised
+# ConnectionError, and every client paid a new TCP connection after each pause. 75 s, as nginx.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))
 # Each web process listens on a socket of its own (SO_REUSEPORT; gunicorn then opens none in the
 # master) and the kernel spreads new connections over them. On one shared socket the first process
 # to wake accepts a whole burst (asyncio accepts up to 100 per wake-up): 32 clients opening their

@@ -6,7 +6,7 @@ CONFIG = str(Path(__file__).resolve().parents[2] / "config" / "gunicorn.py")
 
 
 def _load(monkeypatch, **env):
-    for name in ("GUNICORN_REUSE_PORT", "GUNICORN_ACCESSLOG", "LOG_FORMAT", "DEBUG"):
+    for name in ("GUNICORN_REUSE_PORT", "GUNICORN_ACCESSLOG", "GUNICORN_KEEPALIVE", "LOG_FORMAT", "DEBUG"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -49,3 +49,8 @@ def test_web_processes_freeze_their_start_up_objects(monkeypatch):
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_idle_keep_alive_connections_stay_open_longer_than_client_pools_keep_them(monkeypatch):
+    assert _load(monkeypatch)["keepalive"] == 75
+    assert _load(monkeypatch, GUNICORN_KEEPALIVE="10")["keepalive"] == 10
