@@ -366,6 +366,7 @@ if SENTRY_DSN:
     init_sentry(
         dsn=SENTRY_DSN, release=env_str("SENTRY_RELEASE") or git_sha(BASE_DIR), environment=SENTRY_ENVIRONMENT,
         traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0),
+        enable_logs=env_bool("SENTRY_ENABLE_LOGS", False),
     )
 
 # --- Security and abuse control ---------------------------------------------------------
