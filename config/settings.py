@@ -220,6 +220,10 @@ FCM_PROJECT_ID = env_str("FCM_PROJECT_ID", "")  # empty: the credentials file's 
 VAPID_PRIVATE_KEY = env_str("VAPID_PRIVATE_KEY", "")  # a PEM file path or the base64url key
 VAPID_SUBJECT = env_str("VAPID_SUBJECT", "")  # mailto:ops@example.com or an https URL
 WEBPUSH_TTL = env_int("WEBPUSH_TTL", 86400)
+# Web Push endpoints come from clients (subscriptions, device tokens): https to public addresses only,
+# checked at registration and right before each connection (notifier/netguard.py), unless on
+# (development and tests, with a push service on 127.0.0.1 over plain http).
+NOTIFIER_PUSH_ALLOW_PRIVATE = env_bool("NOTIFIER_PUSH_ALLOW_PRIVATE", False)
 NOTIFIER_PROVIDER_TIMEOUT = env_float("NOTIFIER_PROVIDER_TIMEOUT", 10.0)
 NOTIFIER_PROVIDER_CONCURRENCY = env_int("NOTIFIER_PROVIDER_CONCURRENCY", 8)
 NOTIFIER_CIRCUIT_THRESHOLD = env_int("NOTIFIER_CIRCUIT_THRESHOLD", 5)
@@ -372,6 +376,7 @@ if SENTRY_DSN:
     init_sentry(
         dsn=SENTRY_DSN, release=env_str("SENTRY_RELEASE") or git_sha(BASE_DIR), environment=SENTRY_ENVIRONMENT,
         traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0),
+        enable_logs=env_bool("SENTRY_ENABLE_LOGS", False),
     )
 
 # --- Security and abuse control ---------------------------------------------------------

@@ -56,6 +56,30 @@ def web_push_endpoint(token: str) -> str | None:
     return endpoint if isinstance(endpoint, str) and endpoint else None
 
 
+def web_push_token_errors(tokens) -> list[str]:
+    """Why direct device tokens that are Web Push subscriptions may not be sent to (empty: all fine).
+
+    Their endpoint must be https on a public host (``notifier.netguard``); no DNS lookup here (this
+    runs as notifications are accepted): the send resolves and checks the host before connecting.
+    """
+    errors: list[str] = []
+    for token in tokens:
+        if not token.lstrip().startswith("{"):
+            continue  # an FCM/APNs token
+        endpoint = web_push_endpoint(token)
+        if endpoint is None:
+            continue
+        from django.conf import settings
+
+        from notifier.netguard import UnsafeURL, validate_push_endpoint
+
+        try:
+            validate_push_endpoint(endpoint, allow_private=settings.NOTIFIER_PUSH_ALLOW_PRIVATE, resolve=False)
+        except UnsafeURL as exc:
+            errors.append(f"The Web Push subscription's endpoint is refused: {exc}")
+    return errors
+
+
 def push_platform(token: str, platform: str = "") -> str:
     """A device's platform; for a bare token, ``web`` if it is a subscription JSON, else ``android``."""
     if platform:

@@ -1,4 +1,4 @@
-"""SSRF guard for outbound requests to client-supplied URLs (webhook endpoints).
+"""SSRF guard for outbound requests to client-supplied URLs (webhook and Web Push endpoints).
 
 A host is allowed only if every address it resolves to is public (global
 unicast): loopback, private, link-local (cloud metadata at 169.254.169.254),
@@ -77,6 +77,53 @@ def validate_url(url: str, *, allow_private: bool) -> None:
             f"The host resolves to a private, loopback or otherwise non-public address ({exc}).") from exc
     except httpcore.ConnectError as exc:
         raise UnsafeURL(f"The host cannot be resolved ({exc}).") from exc
+
+
+def _literal_address(host: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(host.strip("[]").split("%", 1)[0]))
+    except ValueError:
+        return None
+
+
+def validate_push_endpoint(url: str, *, allow_private: bool, resolve: bool = True) -> None:
+    """Raise ``UnsafeURL`` unless ``url`` can be a Web Push endpoint: https (plain http only with
+    ``allow_private``, for local push services in development and tests), no credentials, and a
+    host whose addresses are all public.
+
+    ``resolve=False`` skips the DNS lookup (where it must not block, as when notifications are
+    accepted): literal addresses and ``localhost`` names are still refused, and the send resolves
+    and checks the host right before it connects.
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise UnsafeURL(f"Not a valid URL: {exc}.") from exc
+    if parts.scheme != "https" and not (allow_private and parts.scheme == "http"):
+        raise UnsafeURL("The endpoint must be an https URL.")
+    host = parts.hostname or ""
+    if not host:
+        raise UnsafeURL("The URL has no host.")
+    if parts.username or parts.password:
+        raise UnsafeURL("Credentials in the URL are not allowed.")
+    if allow_private:
+        return
+    literal = _literal_address(host)
+    if literal is not None:
+        if not address_allowed(literal):
+            raise UnsafeURL("The endpoint's host is a private, loopback or otherwise non-public address.")
+        return
+    if host == "localhost" or host.endswith(".localhost"):
+        raise UnsafeURL("The endpoint's host is a private, loopback or otherwise non-public address.")
+    if resolve:
+        try:
+            checked_addresses(host, parts.port or 443, allow_private=False)
+        except UnsafeAddress as exc:
+            raise UnsafeURL("The endpoint's host resolves to a private, loopback or otherwise "
+                            "non-public address.") from exc
+        except httpcore.ConnectError as exc:
+            raise UnsafeURL("The endpoint's host cannot be resolved.") from exc
 
 
 class GuardedBackend(httpcore.SyncBackend):

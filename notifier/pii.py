@@ -1,4 +1,5 @@
-"""Masking of personal data (email addresses, phone numbers) for logs and APIs."""
+"""Masking of personal data (email addresses, phone numbers) for logs and APIs, and of
+credentials and tokens too for Sentry."""
 from __future__ import annotations
 
 import logging
@@ -57,28 +58,90 @@ def scrub_text(text: str) -> str:
     return text
 
 
+FILTERED = "[Filtered]"
+# Credentials in free text: the scheme of an Authorization value, API keys (their public prefix is
+# kept: it names the key in the admin), JWTs (recipient tokens), webhook secrets, secrets in query
+# strings, and long opaque runs (device tokens, Web Push endpoint paths, hashes).
+_AUTH_VALUE_RE = re.compile(r"\b(Bearer|Basic|vapid)(\s+)([\w.~+/=:,\-]{8,})", re.I | re.A)
+_CREDENTIAL_CHARS = re.compile(r"[\d.~+/=:,_\-]")
+
+
+def _auth_value(match: re.Match) -> str:
+    """``Bearer <credential>`` → ``Bearer [Filtered]``; a plain word is left alone ("Basic checks")
+    unless it could be base64 (a multiple of 4 characters)."""
+    value = match.group(3)
+    if _CREDENTIAL_CHARS.search(value) or len(value) % 4 == 0:
+        return f"{match.group(1)}{match.group(2)}{FILTERED}"
+    return match.group(0)
+_API_KEY_RE = re.compile(r"\bnk_([0-9A-Za-z]{0,16})_[A-Za-z0-9_\-]+")
+_JWT_RE = re.compile(r"\beyJ[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
+_WEBHOOK_SECRET_RE = re.compile(r"\bwhsec_[A-Za-z0-9+/=]+")
+_QUERY_SECRET_RE = re.compile(
+    r"((?:^|[?&;\s])(?:token|access_token|api_key|apikey|key|secret|signature|auth|password)=)[^&#\s\"']+", re.I)
+_OPAQUE_RE = re.compile(  # letters and digits mixed (not a line of dashes)
+    r"(?<![A-Za-z0-9_\-:])(?=[A-Za-z0-9_\-:]*\d)(?=[A-Za-z0-9_\-:]*[A-Za-z])[A-Za-z0-9_\-:]{64,}")
+# Dictionary keys whose (string or structured) values are credentials or device tokens.
+_SECRET_KEY_RE = re.compile(
+    r"pass(word|wd)|secret|token|authorization|api[_-]?key|cookie|credential|private[_-]?key|p256dh|signature"
+    r"|^auth$|^keys$", re.I)
+
+
+def scrub_secrets(text: str) -> str:
+    """Mask credentials and tokens found in free text (for Sentry payloads; see ``scrub_data``)."""
+    if not text or len(text) < 8:
+        return text
+    text = _AUTH_VALUE_RE.sub(_auth_value, text)
+    if "nk_" in text:
+        text = _API_KEY_RE.sub(lambda m: f"nk_{m.group(1)}_{FILTERED}", text)
+    if "eyJ" in text:
+        text = _JWT_RE.sub(FILTERED, text)
+    if "whsec_" in text:
+        text = _WEBHOOK_SECRET_RE.sub("whsec_" + FILTERED, text)
+    if "=" in text:
+        text = _QUERY_SECRET_RE.sub(lambda m: m.group(1) + FILTERED, text)
+    if len(text) >= 64:
+        text = _OPAQUE_RE.sub(FILTERED, text)
+    return text
+
+
+def _scrub_string(text: str) -> str:
+    return scrub_secrets(scrub_text(text))
+
+
 def scrub_data(value):
-    """Recursively mask email addresses and phone numbers in any JSON-like structure (keys too)."""
+    """Recursively mask email addresses, phone numbers, credentials and tokens in any JSON-like
+    structure (keys too); values under keys that name a secret (``token``, ``authorization``,
+    ``password``, ``api_key``, ``cookie``, Web Push ``keys`` ...) are replaced whole."""
     if isinstance(value, str):
-        return scrub_text(value)
+        return _scrub_string(value)
     if isinstance(value, bytes):
-        return scrub_text(value.decode("utf-8", "replace"))
+        return _scrub_string(value.decode("utf-8", "replace"))
     if isinstance(value, dict):
-        return {scrub_data(k) if isinstance(k, str) else k: scrub_data(v) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            if isinstance(k, str):
+                if _SECRET_KEY_RE.search(k) and not (v is None or isinstance(v, (bool, int, float))):
+                    out[_scrub_string(k)] = FILTERED
+                    continue
+                k = _scrub_string(k)
+            out[k] = scrub_data(v)
+        return out
     if isinstance(value, (list, tuple, set, frozenset)):
         return [scrub_data(v) for v in value]
     if value is None or isinstance(value, (bool, int, float)):
         return value
     # Any other object (e.g. a request in a log record's attributes) would be repr()'d later: do it now.
-    return scrub_text(repr(value))
+    return _scrub_string(repr(value))
 
 
 def scrub_event(event, hint=None):
-    """Sentry ``before_send`` and ``before_send_transaction``: no address leaves the process.
+    """Sentry ``before_send``, ``before_send_transaction``, ``before_send_log`` and
+    ``before_send_metric``: no address, credential or token leaves the process.
 
     Covers everything in the event: message and exception values, stack-frame
     local variables, request URL, query string, headers, cookies and body,
-    breadcrumbs, extra, contexts and tags, spans.
+    breadcrumbs, extra, contexts and tags, the transaction name, spans
+    (descriptions and data), log bodies and attributes.
     """
     return scrub_data(event)
 
@@ -94,6 +157,7 @@ SENTRY_SCRUBBING = {
     "before_send_transaction": scrub_event,
     "before_breadcrumb": scrub_breadcrumb,
     "before_send_log": scrub_event,
+    "before_send_metric": scrub_event,
     "send_default_pii": False,
 }
 

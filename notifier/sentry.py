@@ -13,12 +13,17 @@ def git_sha(root: Path) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def init_sentry(*, dsn: str | None, release: str | None, environment: str, traces_sample_rate: float = 0.0) -> bool:
+def init_sentry(*, dsn: str | None, release: str | None, environment: str, traces_sample_rate: float = 0.0,
+                enable_logs: bool = False) -> bool:
     """Initialise sentry-sdk for Django and Celery; returns whether it was enabled.
 
-    Personal data is never sent: ``send_default_pii`` is off and every event
-    passes through ``notifier.pii.scrub_event`` (email addresses and phone
-    numbers masked) before it leaves the process.
+    Personal data and credentials are never sent: ``send_default_pii`` is off
+    and every payload passes through ``notifier.pii.SENTRY_SCRUBBING`` before
+    it leaves the process: errors (``before_send``), transactions and their
+    spans (``before_send_transaction``), breadcrumbs (``before_breadcrumb``),
+    logs (``before_send_log``, when ``enable_logs``) and metrics; email
+    addresses and phone numbers masked, API keys, bearer and recipient tokens,
+    webhook secrets, device tokens and secrets in query strings filtered.
     """
     if not dsn:
         return False
@@ -27,19 +32,19 @@ def init_sentry(*, dsn: str | None, release: str | None, environment: str, trace
     from sentry_sdk.integrations.django import DjangoIntegration
     from sentry_sdk.integrations.logging import LoggingIntegration
 
-    from .pii import scrub_event
+    from .pii import SENTRY_SCRUBBING
 
     sentry_sdk.init(
         dsn=dsn,
         release=release,
         environment=environment,
-        send_default_pii=False,
-        before_send=scrub_event,
         traces_sample_rate=traces_sample_rate,
+        enable_logs=enable_logs,
         integrations=[
             DjangoIntegration(),
             CeleryIntegration(monitor_beat_tasks=False),
             LoggingIntegration(),
         ],
+        **SENTRY_SCRUBBING,
     )
     return True

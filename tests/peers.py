@@ -323,3 +323,63 @@ class WebPushEndpoint(HttpPeer):
                                    "headers": received.headers})
         return Reply(201, "", headers={"Location": f"{self.url}/message/{secrets.token_hex(8)}"})
 
+
+
+# --- TCP ---------------------------------------------------------------------------------
+
+class CountingTcpProxy:
+    """Forwards every TCP connection it accepts on 127.0.0.1 to ``target`` and counts them: how many
+    connections a client opened to the real server behind it."""
+
+    def __init__(self, host: str, port: int):
+        import socket
+
+        self.target = (host, port)
+        self.accepted = 0
+        self.lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._closed = False
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _accept(self):
+        import socket
+
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.accepted += 1
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+                s.close()
+
+    def stop(self):
+        self._closed = True
+        self._listener.close()

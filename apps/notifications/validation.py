@@ -229,6 +229,11 @@ class NotificationInputSerializer(serializers.Serializer):
             content["data"] = attrs["data"]
         if tokens:
             content["device_tokens"] = list(tokens)
+            from notifier.addresses import web_push_token_errors
+
+            token_errors = web_push_token_errors(tokens)
+            if token_errors:
+                errors["device_tokens" if attrs.get("device_tokens") else "to"] = token_errors
 
         # --- time (the clock is read only when an expiry is given: most notifications have none)
         expires_at = attrs.get("expires_at")

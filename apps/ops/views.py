@@ -4,7 +4,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from . import collectors
-from .readiness import readiness
+from .readiness import public_readiness
 
 
 @require_GET
@@ -15,8 +15,9 @@ def healthz(request):
 
 @require_GET
 def readyz(request):
-    """200 when PostgreSQL, RabbitMQ and Redis all answer; 503 naming what is down."""
-    result = readiness()
+    """200 when PostgreSQL, RabbitMQ and Redis all answer; 503 naming what is down (checked at most once a
+    second per process; no host, port or error text in the answer)."""
+    result = public_readiness()
     return JsonResponse(result, status=200 if result["status"] == "ok" else 503)
 
 

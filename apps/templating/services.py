@@ -2,16 +2,20 @@
 
 Compiled templates are cached per process for ``CACHE_TTL`` seconds per
 (slug, channel); an edit saved in this process clears the cache at once.
+Both caches are bounded: slugs come from clients, so the (slug, channel) pairs
+that have no template are kept apart, at most ``MAX_MISSING`` of them, and a
+stream of unknown slugs neither grows the process nor pushes the known
+templates (at most ``MAX_FOUND`` pairs) out of their cache.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
 
 from notifier.headers import one_line
+from notifier.lru import BoundedTTLCache
 from notifier.rendering import CompiledPart, TemplateError, UndefinedVariable, compile_part, render_part
 from notifier.sms import sms_info
 
@@ -19,7 +23,10 @@ from .locales import fallback_chain, normalize_locale
 from .models import ALL_PARTS, Template
 
 CACHE_TTL = 10.0
-_cache: dict[tuple[str, str], tuple[float, dict[str, "CompiledTemplate"]]] = {}
+MAX_FOUND = 2048  # (slug, channel) pairs with at least one template
+MAX_MISSING = 1024  # (slug, channel) pairs without: client-chosen, so kept apart and bounded
+_found: BoundedTTLCache[tuple[str, str], dict[str, "CompiledTemplate"]] = BoundedTTLCache(MAX_FOUND, CACHE_TTL)
+_missing: BoundedTTLCache[tuple[str, str], bool] = BoundedTTLCache(MAX_MISSING, CACHE_TTL)
 
 
 class RenderError(Exception):
@@ -58,14 +65,17 @@ def template_compile(template: Template) -> CompiledTemplate:
 
 
 def clear_cache() -> None:
-    _cache.clear()
+    _found.clear()
+    _missing.clear()
 
 
-def _variants(slug: str, channel: str, *, now=time.monotonic) -> dict[str, CompiledTemplate]:
+def _variants(slug: str, channel: str) -> dict[str, CompiledTemplate]:
     key = (slug, channel)
-    hit = _cache.get(key)
-    if hit and hit[0] > now():
-        return hit[1]
+    hit = _found.get(key)
+    if hit is not None:
+        return hit
+    if key in _missing:
+        return {}
     variants: dict[str, CompiledTemplate] = {}
     for template in Template.objects.filter(slug=slug, channel=channel):
         locale = normalize_locale(template.locale)  # also for rows saved without the admin's clean()
@@ -73,7 +83,10 @@ def _variants(slug: str, channel: str, *, now=time.monotonic) -> dict[str, Compi
             variants[locale] = template_compile(template)
         except ValidationError:
             variants[locale] = CompiledTemplate(slug, channel, locale, broken=True)
-    _cache[key] = (now() + CACHE_TTL, variants)
+    if variants:
+        _found.set(key, variants)
+    else:
+        _missing.set(key, True)
     return variants
 
 

@@ -151,7 +151,24 @@ class FcmPushProvider(ConcurrentProvider):
             self._http = None
 
 
-def classify_webpush_status(status: int | None, text: str, headers=None) -> ProviderError:
+# What ``last_error`` says for a push service's answer: the status and a fixed reason, never the
+# peer's body (the endpoint is the client's; its reply is not ours to store or show).
+WEBPUSH_REASONS = {
+    400: "bad request", 401: "VAPID authorization refused", 403: "VAPID authorization refused",
+    404: "subscription not found", 410: "subscription expired or unsubscribed", 413: "payload too large",
+    429: "rate limited",
+}
+
+
+def classify_webpush_status(status: int | None, text: str = "", headers=None) -> ProviderError:
+    """The error for a push service's answer; ``text`` is a fixed reason of ours (the peer's body is never used)."""
+    if not text:
+        if status is not None and 300 <= status < 400:
+            text = "redirect refused (redirects are not followed)"
+        elif status is not None and status >= 500:
+            text = "push service error"
+        else:
+            text = WEBPUSH_REASONS.get(status or 0, "refused")
     message = f"Web Push {status}: {text}".strip()
     if status in (404, 410):
         return ProviderError(message, permanent=True, code=str(status), suppress="unregistered_device")
@@ -161,10 +178,66 @@ def classify_webpush_status(status: int | None, text: str, headers=None) -> Prov
     return ProviderError(message, permanent=True, code=str(status))
 
 
+class _PushResponse:
+    """What pywebpush reads of an answer: status, reason, headers. The body is read (at most
+    ``max_bytes`` of it) and dropped."""
+
+    def __init__(self, status_code: int, headers):
+        from requests.structures import CaseInsensitiveDict
+
+        self.status_code = status_code
+        self.reason = ""
+        self.text = ""
+        self.headers = CaseInsensitiveDict(
+            {k.decode("latin-1"): v.decode("latin-1") for k, v in headers})
+
+
+class _GuardedPoster:
+    """Stands in for the ``requests`` session pywebpush posts with: an httpcore pool whose connections
+    go only to addresses ``notifier.netguard`` checked right before connecting (pinned: the socket
+    connects to the checked address, TLS still verifies the host name), following no redirect."""
+
+    def __init__(self, *, allow_private: bool, max_connections: int, max_bytes: int = 16 * 1024):
+        import httpcore
+
+        from notifier.netguard import GuardedBackend
+
+        self.max_bytes = max_bytes
+        self.pool = httpcore.ConnectionPool(
+            network_backend=GuardedBackend(allow_private=allow_private), max_connections=max_connections,
+            max_keepalive_connections=max(1, max_connections // 2), keepalive_expiry=30.0, retries=0,
+        )
+
+    def post(self, url, data=None, headers=None, timeout=None):
+        import time
+
+        timeout = float(timeout or 10.0)
+        deadline = time.monotonic() + timeout
+        timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+        body = data or b""
+        if isinstance(body, str):
+            body = body.encode()
+        request_headers = [(str(k).encode("latin-1"), str(v).encode("latin-1")) for k, v in (headers or {}).items()]
+        with self.pool.stream("POST", url, headers=request_headers, content=body,
+                              extensions={"timeout": timeouts}) as response:
+            received = 0
+            for chunk in response.iter_stream():
+                received += len(chunk)
+                if received > self.max_bytes or time.monotonic() > deadline:
+                    break
+            return _PushResponse(response.status, response.headers)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
 class WebPushProvider(ConcurrentProvider):
     """Web Push (RFC 8030) with an aes128gcm-encrypted payload and VAPID (RFC 8292) auth, via pywebpush.
 
-    The payload is JSON: ``{"title", "body", "data", "notification_id"}``.
+    The payload is JSON: ``{"title", "body", "data", "notification_id"}``. The endpoint is the
+    client's (a subscription): it must be https on a public host (``allow_private`` lifts both, for
+    local push services), checked right before each connection; redirects are not followed (a 3xx
+    is a permanent failure) and the push service's answer body is never kept.
     """
 
     name = "webpush"
@@ -173,7 +246,7 @@ class WebPushProvider(ConcurrentProvider):
     URGENCY = {"high": "high", "normal": "normal", "low": "low"}
 
     def __init__(self, *, private_key: str, subject: str, timeout: float = 10.0, ttl: int = 86400,
-                 concurrency: int = 8, name: str = "webpush"):
+                 concurrency: int = 8, name: str = "webpush", allow_private: bool = False):
         import os
 
         from py_vapid import Vapid
@@ -183,28 +256,32 @@ class WebPushProvider(ConcurrentProvider):
         self.timeout = timeout
         self.ttl = ttl
         self.concurrency = max(1, concurrency)
+        self.allow_private = allow_private
         if private_key.lstrip().startswith("-----BEGIN"):
             self.vapid = Vapid.from_pem(private_key.strip().encode())
         elif os.path.isfile(private_key):
             self.vapid = Vapid.from_file(private_key)
         else:
             self.vapid = Vapid.from_string(private_key=private_key)
-        self._local = threading.local()
+        self._poster: _GuardedPoster | None = None
+        self._poster_lock = threading.Lock()
 
     def accepts(self, message: Message) -> bool:
         return push_platform(message.to, message.platform) in self.platforms
 
-    def _session(self):
-        session = getattr(self._local, "session", None)
-        if session is None:
-            import requests
-
-            session = self._local.session = requests.Session()
-        return session
+    def _client(self) -> _GuardedPoster:
+        if self._poster is None:
+            with self._poster_lock:
+                if self._poster is None:
+                    self._poster = _GuardedPoster(allow_private=self.allow_private,
+                                                  max_connections=self.concurrency * 2)
+        return self._poster
 
     def send(self, message: Message) -> str:
-        import requests
+        import httpcore
         from pywebpush import WebPushException, webpush
+
+        from notifier.netguard import UnsafeAddress, UnsafeURL, validate_push_endpoint
 
         try:
             subscription = json.loads(message.to)
@@ -214,6 +291,10 @@ class WebPushProvider(ConcurrentProvider):
         except (ValueError, KeyError, TypeError) as exc:
             raise ProviderError("Web Push: the device token is not a Push API subscription JSON",
                                 permanent=True, code="invalid_subscription") from exc
+        try:  # scheme, credentials, literal addresses; the host's addresses are checked as it connects
+            validate_push_endpoint(str(endpoint), allow_private=self.allow_private, resolve=False)
+        except UnsafeURL as exc:
+            raise ProviderError(f"Web Push endpoint refused: {exc}", permanent=True, code="ssrf") from exc
         payload = json.dumps({"title": message.title, "body": message.body, "data": message.data,
                               "notification_id": message.notification_id})
         try:
@@ -221,16 +302,29 @@ class WebPushProvider(ConcurrentProvider):
                 subscription, data=payload, vapid_private_key=self.vapid,
                 vapid_claims={"sub": self.subject}, timeout=self.timeout, ttl=self.ttl,
                 headers={"Urgency": self.URGENCY.get(message.priority, "normal")},
-                requests_session=self._session(),
+                requests_session=self._client(),
             )
         except WebPushException as exc:
             response = exc.response
             if response is None:
                 raise ProviderError(f"Web Push error: {exc.message}") from exc
-            raise classify_webpush_status(response.status_code, (response.text or "")[:300],
-                                          response.headers) from exc
-        except requests.Timeout as exc:
+            raise classify_webpush_status(response.status_code, "", response.headers) from exc
+        except UnsafeAddress as exc:
+            raise ProviderError("Web Push endpoint refused: its host resolves to a private, loopback or "
+                                "otherwise non-public address", permanent=True, code="ssrf") from exc
+        except httpcore.TimeoutException as exc:
             raise ProviderError(f"Web Push timeout: {exc.__class__.__name__}") from exc
-        except (requests.RequestException, OSError) as exc:
-            raise ProviderError(f"Web Push connection error: {exc.__class__.__name__}: {exc}") from exc
-        return response.headers.get("Location") or f"webpush-{message.notification_id}-{endpoint[-12:]}"
+        except (httpcore.UnsupportedProtocol, httpcore.LocalProtocolError) as exc:
+            raise ProviderError(f"Web Push request invalid: {exc.__class__.__name__}", permanent=True) from exc
+        except (httpcore.NetworkError, httpcore.ProtocolError, OSError) as exc:
+            raise ProviderError(f"Web Push connection error: {exc.__class__.__name__}") from exc
+        if not 200 <= response.status_code < 300:  # pywebpush lets 1xx-202 through
+            raise classify_webpush_status(response.status_code, "", response.headers)
+        location = (response.headers.get("Location") or "")[:255]
+        return location or f"webpush-{message.notification_id}-{endpoint[-12:]}"
+
+    def close(self) -> None:
+        super().close()
+        if self._poster is not None:
+            self._poster.close()
+            self._poster = None

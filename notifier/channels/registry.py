@@ -64,7 +64,7 @@ def build_provider(channel: str, name: str) -> Provider:
         from .push import WebPushProvider
         return WebPushProvider(
             private_key=settings.VAPID_PRIVATE_KEY, subject=settings.VAPID_SUBJECT, ttl=settings.WEBPUSH_TTL,
-            timeout=timeout, concurrency=concurrency,
+            timeout=timeout, concurrency=concurrency, allow_private=settings.NOTIFIER_PUSH_ALLOW_PRIVATE,
         )
     if name == "http":
         from django.utils.module_loading import import_string

@@ -12,6 +12,15 @@ from tests.metrics_helpers import scrape, total, value
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _fresh_readiness():
+    from apps.ops.readiness import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()
+
+
 def closed_port() -> int:
     """A local port nothing listens on."""
     with socket.socket() as s:
@@ -35,19 +44,87 @@ def test_readyz_answers_503_naming_rabbitmq_when_the_broker_port_is_closed():
     with override_settings(CELERY_BROKER_URL=f"amqp://guest:guest@127.0.0.1:{closed_port()}//"):
         response = Client().get("/readyz")
     assert response.status_code == status.HTTP_503_SERVICE_UNAVAILABLE
-    body = response.json()
-    assert body["status"] == "unavailable"
-    assert body["checks"]["rabbitmq"].startswith("error:")
-    assert body["checks"]["postgresql"] == "ok"
-    assert body["checks"]["redis"] == "ok"
+    assert response.json() == {"status": "unavailable",
+                               "checks": {"postgresql": "ok", "rabbitmq": "down", "redis": "ok"}}
 
 
 def test_readyz_answers_503_naming_redis_when_redis_is_unreachable():
     with override_settings(REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0"):
         body = Client().get("/readyz").json()
     assert body["status"] == "unavailable"
-    assert body["checks"]["redis"].startswith("error:")
+    assert body["checks"]["redis"] == "down"
     assert body["checks"]["rabbitmq"] == "ok"
+
+
+def test_readyz_names_the_component_that_is_down_but_not_its_host_port_or_error(caplog):
+    port = closed_port()
+    with override_settings(CELERY_BROKER_URL=f"amqp://guest:guest@localhost:{port}//"), \
+            caplog.at_level("WARNING", logger="apps.ops.readiness"):
+        response = Client().get("/readyz")
+    assert response.status_code == status.HTTP_503_SERVICE_UNAVAILABLE
+    text = response.content.decode()
+    assert response.json()["checks"]["rabbitmq"] == "down"
+    for secret in ("localhost", "127.0.0.1", str(port), "Error", "refused", "guest"):
+        assert secret not in text
+    # The operator finds the reason in the log.
+    assert any("rabbitmq is down" in r.getMessage() and "error:" in r.getMessage() for r in caplog.records)
+
+
+@pytest.fixture
+def counted_backends(settings):
+    """PostgreSQL, RabbitMQ and Redis for the readiness checks reached through counting TCP proxies."""
+    import warnings
+    from urllib.parse import urlsplit, urlunsplit
+
+    from django.db import connection
+
+    from tests.peers import CountingTcpProxy
+
+    def proxied(url, default_port):
+        parts = urlsplit(url)
+        proxy = CountingTcpProxy(parts.hostname or "127.0.0.1", parts.port or default_port).start()
+        netloc = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+        return proxy, urlunsplit(parts._replace(netloc=f"{netloc}127.0.0.1:{proxy.port}"))
+
+    db = dict(connection.settings_dict)
+    pg = CountingTcpProxy(db.get("HOST") or "127.0.0.1", int(db.get("PORT") or 5432)).start()
+    amqp, settings.CELERY_BROKER_URL = proxied(settings.CELERY_BROKER_URL, 5672)
+    redis_proxy, settings.REDIS_URL = proxied(settings.REDIS_URL, 6379)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Overriding setting DATABASES": only the readiness check reads it
+        settings.DATABASES = {**settings.DATABASES, "default": {**db, "HOST": "127.0.0.1", "PORT": pg.port}}
+    proxies = {"postgresql": pg, "rabbitmq": amqp, "redis": redis_proxy}
+    yield proxies
+    for proxy in proxies.values():
+        proxy.stop()
+
+
+def test_readyz_checks_at_most_once_a_second_per_process_however_many_ask(counted_backends):
+    import threading
+    import time
+
+    from apps.ops import readiness
+
+    answers = []
+
+    def ask():
+        answers.append(Client().get("/readyz").status_code)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    ask()  # and one more right after
+    assert answers == [200] * 9
+    assert {name: proxy.accepted for name, proxy in counted_backends.items()} == \
+        {"postgresql": 1, "rabbitmq": 1, "redis": 1}
+
+    time.sleep(readiness.CACHE_SECONDS + 0.1)  # the result has aged out: the next call checks again
+    ask()
+    assert answers[-1] == 200
+    assert {name: proxy.accepted for name, proxy in counted_backends.items()} == \
+        {"postgresql": 2, "rabbitmq": 2, "redis": 2}
 
 
 def test_check_stack_prints_every_service_and_the_queues():

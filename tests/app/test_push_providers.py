@@ -19,6 +19,7 @@ def _fcm(peer, **extra):
 
 
 def _webpush(peer, **extra):
+    extra.setdefault("allow_private", True)  # the push service is on 127.0.0.1, over plain http
     return WebPushProvider(private_key=peer.vapid_private_key, subject="mailto:ops@example.com", timeout=1.0,
                            **extra)
 
@@ -149,6 +150,6 @@ def test_web_push_takes_the_vapid_key_as_pem_text_or_file(web_push, tmp_path, fo
     if form == "pem-file":
         (tmp_path / "vapid.pem").write_text(pem)
         key = str(tmp_path / "vapid.pem")
-    WebPushProvider(private_key=key, subject="mailto:ops@example.com").send(
+    WebPushProvider(private_key=key, subject="mailto:ops@example.com", allow_private=True).send(
         _push(web_push.subscribe(), platform="web"))
     assert len(web_push.delivered) == 1

@@ -133,6 +133,7 @@ def push_env(fake_fcm, web_push):
         "NOTIFIER_PUSH_PROVIDERS": "fcm,webpush", "FCM_CREDENTIALS_FILE": fake_fcm.credentials_file,
         "FCM_API_BASE_URL": fake_fcm.url, "VAPID_PRIVATE_KEY": web_push.vapid_private_key,
         "VAPID_SUBJECT": "mailto:ops@example.com", "NOTIFIER_PROVIDER_TIMEOUT": "2",
+        "NOTIFIER_PUSH_ALLOW_PRIVATE": "1",  # the push service is on 127.0.0.1, over plain http
     }
 
 

@@ -2,6 +2,8 @@
 import io
 import logging
 
+import pytest
+
 from notifier.pii import PiiFilter, mask_address, mask_email, mask_phone, scrub_data, scrub_event, scrub_text
 
 
@@ -86,3 +88,38 @@ def test_scrub_data_walks_nested_structures():
 def test_mask_address_by_channel():
     assert mask_address("sms", "+12025550123").endswith("23")
     assert mask_address("push", "abcdefghijklmnop") == "abcd…mnop"
+
+
+@pytest.mark.parametrize("text,kept,gone", [
+    ("Authorization: Bearer nk_1a2b3c4d_abcdefghijklmnopqrstuvwxyz0123456789", "Bearer [Filtered]", "abcdefgh"),
+    ("key nk_1a2b3c4d_abcdefghijklmnopqrstuvwxyz0123456789 refused", "nk_1a2b3c4d_[Filtered] refused", "abcdefgh"),
+    ("GET /stream/?token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl&x=1", "?token=[Filtered]&x=1", "c2lnbm"),
+    ("sig eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl done", "sig [Filtered] done", "c2lnbm"),
+    ("secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_[Filtered]", "MfKQ9r8"),
+    ("Basic dXNlcjpwYXNz", "Basic [Filtered]", "dXNlcjpwYXNz"),
+    ("POST https://fcm.googleapis.com/fcm/send/abc:APA91b" + "x1" * 40, "/fcm/send/[Filtered]", "APA91b"),
+])
+def test_scrub_secrets_filters_credentials_and_tokens_in_text(text, kept, gone):
+    from notifier.pii import scrub_secrets
+
+    scrubbed = scrub_secrets(text)
+    assert kept in scrubbed and gone not in scrubbed
+
+
+@pytest.mark.parametrize("text", [
+    "Basic checks passed", "# " + "-" * 70, "release 3922f3f0a1b2c3d4e5f60718293a4b5c6d7e8f90",
+    "trace 4bf92f3577b34da6a3ce929d0e0e4736",
+])
+def test_scrub_secrets_leaves_ordinary_text_alone(text):
+    from notifier.pii import scrub_secrets
+
+    assert scrub_secrets(text) == text
+
+
+def test_scrub_data_filters_values_under_secret_keys_whole():
+    from notifier.pii import scrub_data
+
+    assert scrub_data({"headers": {"Authorization": "Bearer x"}, "token": "abc", "device_tokens": ["a", "b"],
+                       "keys": {"p256dh": "x", "auth": "y"}, "input_tokens": 5, "to": "bob@example.com"}) == {
+        "headers": {"Authorization": "[Filtered]"}, "token": "[Filtered]", "device_tokens": "[Filtered]",
+        "keys": "[Filtered]", "input_tokens": 5, "to": "b***@example.com"}

@@ -6,6 +6,7 @@ import binascii
 import json
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from rest_framework import serializers
@@ -14,6 +15,7 @@ from apps.notifications.models import API_CHANNELS, Category
 from apps.notifications.validation import E164
 from apps.templating.locales import is_valid_locale, normalize_locale
 from notifier.headers import UNSAFE as HEADER_UNSAFE
+from notifier.netguard import UnsafeURL, validate_push_endpoint
 from notifier.quiet_hours import is_known_timezone
 
 from ..models import Device, Recipient
@@ -91,7 +93,11 @@ def _b64url_decode(value: str) -> bytes:
 
 
 def validate_web_subscription(token) -> str:
-    """A Push API subscription (object or its JSON text) → canonical JSON text; raises ValidationError."""
+    """A Push API subscription (object or its JSON text) → canonical JSON text; raises ValidationError.
+
+    The endpoint is where the workers will POST: https, and its host must resolve to public
+    addresses only (``notifier.netguard``; ``NOTIFIER_PUSH_ALLOW_PRIVATE`` lifts that for tests).
+    """
     if isinstance(token, str):
         try:
             token = json.loads(token)
@@ -104,6 +110,11 @@ def validate_web_subscription(token) -> str:
     parts = urlsplit(endpoint) if isinstance(endpoint, str) else None
     if not parts or parts.scheme not in ("https", "http") or not parts.netloc:
         errors.append("The subscription needs an 'endpoint' URL.")
+    else:
+        try:
+            validate_push_endpoint(endpoint, allow_private=settings.NOTIFIER_PUSH_ALLOW_PRIVATE)
+        except UnsafeURL as exc:
+            errors.append(f"The subscription's endpoint is refused: {exc}")
     keys = token.get("keys")
     if not isinstance(keys, dict):
         errors.append("The subscription needs 'keys' with 'p256dh' and 'auth'.")
