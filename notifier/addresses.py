@@ -1,10 +1,12 @@
 """Addresses: one canonical form per address (so the suppression list matches across channels
-and spellings), and the email check used on the hot path of accepting notifications."""
+and spellings), and the email and phone number checks used on the hot path of accepting
+notifications."""
 from __future__ import annotations
 
 import json
 import re
 
+import phonenumbers
 from django.core.validators import EmailValidator
 
 
@@ -41,6 +43,31 @@ class CompiledEmailValidator(EmailValidator):
 
 
 validate_email = CompiledEmailValidator()
+
+# The shape of an E.164 number: "+", a country code that does not start with 0, at most 15 digits.
+# Cheap, and it turns away most mistakes before the (much costlier) check of the number itself.
+_E164_SHAPE = re.compile(r"\+[1-9][0-9]{1,14}")
+_E164_FORMAT = phonenumbers.PhoneNumberFormat.E164
+
+
+def is_e164(number) -> bool:
+    """True for a valid phone number written exactly in E.164 (``+12025550123``).
+
+    Valid means a known country code and a subscriber number of a length and
+    prefix that the country's numbering plan allows (phonenumbers' metadata):
+    ``+12`` has the shape of E.164 but no subscriber number. Nothing is
+    normalised, so the number must also be written exactly as its E.164 form
+    (no spaces, no national prefix such as the 0 of ``+44 07911...``). About
+    20 microseconds per number (parsing and the validity check), against a
+    fraction of a microsecond for the shape.
+    """
+    if type(number) is not str or not _E164_SHAPE.fullmatch(number):
+        return False
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(parsed) and phonenumbers.format_number(parsed, _E164_FORMAT) == number
 
 
 def web_push_endpoint(token: str) -> str | None:

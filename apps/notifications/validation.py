@@ -6,11 +6,10 @@ Produces ``NotificationSpec`` objects; invalid input raises DRF's
 from __future__ import annotations
 
 import json
-import re
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from notifier.addresses import validate_email
+from notifier.addresses import is_e164, validate_email
 from notifier.headers import MESSAGE as HEADER_UNSAFE_MESSAGE
 from notifier.headers import UNSAFE as HEADER_UNSAFE
 from django.utils import timezone
@@ -23,7 +22,7 @@ from .categories import category_get
 from .models import Channel, Priority
 from .services import NotificationSpec
 
-E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+E164_MESSAGE = "Enter a phone number in E.164 format, e.g. +12025550123."
 MAX_METADATA_BYTES = 16 * 1024
 MAX_JSON_DEPTH = 8
 CONTENT_LIMITS = {"subject": 998, "title": 255, "body": 100_000, "html": 500_000}
@@ -179,8 +178,8 @@ class NotificationInputSerializer(serializers.Serializer):
                 except DjangoValidationError:
                     errors["to"] = ["Enter a valid email address."]
             elif channel == Channel.SMS:
-                if not E164.match(to):
-                    errors["to"] = ["Enter a phone number in E.164 format, e.g. +12025550123."]
+                if not is_e164(to):
+                    errors["to"] = [E164_MESSAGE]
             elif channel == Channel.PUSH:
                 tokens = [to]
                 to = ""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from notifier.addresses import canonical_address
 
-from .selectors import suppression_matching, suppressions_by_address
+from .selectors import suppression_matching, suppressions_by_address, suppressions_matching
 
 
 def _addresses(channel: str, to: str, recipient, content: dict) -> list[str]:
@@ -63,3 +63,18 @@ def suppressed_before_send(notifications, now) -> dict:
             if reason:
                 verdicts[n.id] = Verdict("suppressed", reason)
     return verdicts
+
+
+def suppressions_stopping(notifications) -> dict:
+    """``{notification id: [entries]}`` for the notifications the suppression list would stop at
+    sending (the same verdict as ``suppressed_before_send``), with every entry that stops each: to
+    lift them all. One query. A notification here is anything with ``id``, ``channel``, ``to``,
+    ``recipient`` (``email``, ``phone``; None without one), ``content`` and ``category``."""
+    wanted = [(n, _addresses(n.channel, n.to, None if n.to else n.recipient, n.content)) for n in notifications]
+    found = suppressions_by_address(a for _, addresses in wanted for a in addresses)
+    stopping = {}
+    if found:
+        for n, addresses in wanted:
+            if _verdict(addresses, found, n.category):
+                stopping[n.id] = [row for a in addresses for row in suppressions_matching(found[a], n.category)]
+    return stopping

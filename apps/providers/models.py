@@ -10,6 +10,11 @@ class SuppressionReason(models.TextChoices):
     MANUAL = "manual", "added by an operator"
 
 
+# The recipient's own choice, not a dead address: an operator's replay does not override it
+# (`manage.py replay --unsuppress` leaves these; deleting one in the admin still can).
+OPT_OUT_REASONS = frozenset({SuppressionReason.UNSUBSCRIBED, SuppressionReason.CARRIER_OPT_OUT})
+
+
 class Suppression(models.Model):
     """An address no notification is sent to, whatever the channel that found it dead.
 

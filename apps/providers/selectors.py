@@ -39,11 +39,21 @@ _SUPPRESSIONS_SQL = (f"SELECT {', '.join(_SUPPRESSION_FIELDS)} FROM {Suppression
 def suppression_matching(rows: list[Suppression], category: str) -> Suppression | None:
     """The first of ``rows`` that stops a notification of ``category``."""
     for row in rows:
-        if row.category and row.category != category:
-            continue
-        if row.reason == SuppressionReason.UNSUBSCRIBED:
-            cat = category_get(category)
-            if cat is not None and not cat.allow_opt_out:
-                continue
-        return row
+        if _stops(row, category):
+            return row
     return None
+
+
+def suppressions_matching(rows: list[Suppression], category: str) -> list[Suppression]:
+    """Every one of ``rows`` that stops a notification of ``category``."""
+    return [row for row in rows if _stops(row, category)]
+
+
+def _stops(row: Suppression, category: str) -> bool:
+    if row.category and row.category != category:
+        return False
+    if row.reason == SuppressionReason.UNSUBSCRIBED:
+        cat = category_get(category)
+        if cat is not None and not cat.allow_opt_out:
+            return False
+    return True

@@ -47,6 +47,15 @@ def suppressions_record(*, items: list[SuppressionInput]) -> int:
     return len(rows)
 
 
+def suppressions_lift(*, ids, by: str) -> int:
+    """Delete suppression entries, so their addresses are sent to again; ``by`` (who or what lifted
+    them) is logged, since the entry itself is gone. Returns how many were deleted."""
+    deleted = Suppression.objects.filter(id__in=list(ids)).delete()[1].get(Suppression._meta.label, 0)
+    if deleted:
+        logger.info("lifted %d suppression entries (%s)", deleted, by)
+    return deleted
+
+
 def provider_outcomes_apply(items) -> None:
     """After-send hook: suppress dead addresses and deactivate unregistered devices, in bulk."""
     from apps.recipients.models import Device

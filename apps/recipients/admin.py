@@ -20,11 +20,12 @@ class RecipientForm(forms.ModelForm):
         return value
 
     def clean_phone(self):
-        from apps.notifications.validation import E164
+        from apps.notifications.validation import E164_MESSAGE
+        from notifier.addresses import is_e164
 
         value = self.cleaned_data["phone"]
-        if value and not E164.match(value):
-            raise forms.ValidationError("Enter a phone number in E.164 format, e.g. +12025550123.")
+        if value and not is_e164(value):
+            raise forms.ValidationError(E164_MESSAGE)
         return value
 
     def clean_email(self):

@@ -6,6 +6,7 @@ from django.core.management import call_command
 
 from apps.notifications.models import Notification
 from apps.notifications.queues import process_dead_letters
+from apps.providers.models import Suppression
 from tests.stack import wait_for
 
 pytestmark = pytest.mark.integration
@@ -115,3 +116,33 @@ def test_replay_command_requeues_failed_notifications_from_the_database(api, sta
         assert notification.attempts == 2
     assert json.dumps(sorted(m["To"] for m in smtp_sink.messages)) == json.dumps(
         sorted(f"user{i}@example.com" for i in range(3)))
+
+
+def test_replay_skips_a_failed_notification_whose_address_was_suppressed_and_unsuppress_sends_it(
+        api, stack, smtp_sink, capsys):
+    # A hard bounce fails the notification and puts its address on the suppression list.
+    smtp_sink.reject_rcpt("550 5.1.1 No such user here")
+    stack.worker()
+    stack.beat()
+    notification_id = _post(api, to="ghost@example.com")
+    assert _final(notification_id).status == "failed"
+    wait_for(lambda: Suppression.objects.filter(address="ghost@example.com").exists(), message="a suppression")
+    smtp_sink.heal()  # the mailbox exists now
+    events_before = Notification.objects.get(pk=notification_id).events.count()
+
+    call_command("replay", "--status", "failed", "--since", "1h")
+    out = capsys.readouterr().out
+    assert "1 skipped: address on the suppression list (use --unsuppress to lift the entry and send)." in out
+    assert "Requeued 0 failed notification(s)." in out
+    notification = Notification.objects.get(pk=notification_id)
+    assert notification.status == "failed" and notification.events.count() == events_before  # not requeued
+    assert Suppression.objects.filter(address="ghost@example.com").exists()
+
+    call_command("replay", "--status", "failed", "--since", "1h", "--unsuppress")
+    out = capsys.readouterr().out
+    assert "Lifted 1 suppression entry." in out and "Requeued 1 failed notification(s)." in out
+    notification = _final(notification_id, statuses=("sent",))
+    assert notification.attempts == 2
+    assert [m["To"] for m in smtp_sink.messages] == ["ghost@example.com"]
+    assert not Suppression.objects.filter(address="ghost@example.com").exists()
+    assert any("suppression lifted: hard bounce" in e.detail for e in notification.events.all())

@@ -12,8 +12,9 @@ from django.core.validators import validate_email
 from rest_framework import serializers
 
 from apps.notifications.models import API_CHANNELS, Category
-from apps.notifications.validation import E164
+from apps.notifications.validation import E164_MESSAGE
 from apps.templating.locales import is_valid_locale, normalize_locale
+from notifier.addresses import is_e164
 from notifier.headers import UNSAFE as HEADER_UNSAFE
 from notifier.netguard import UnsafeURL, validate_push_endpoint
 from notifier.quiet_hours import is_known_timezone
@@ -61,8 +62,8 @@ class RecipientInputSerializer(StrictSerializer):
         return value or ""
 
     def validate_phone(self, value):
-        if value and not E164.match(value):
-            raise serializers.ValidationError("Enter a phone number in E.164 format, e.g. +12025550123.")
+        if value and not is_e164(value):
+            raise serializers.ValidationError(E164_MESSAGE)
         return value or ""
 
     def validate_timezone(self, value):
