@@ -101,7 +101,8 @@ def _text(max_length: int, **kwargs) -> serializers.CharField:
 
 
 class NotificationInputSerializer(serializers.Serializer):
-    """Fields common to every channel; ``context["channel"]`` selects the channel rules."""
+    """Fields common to every channel; ``context["channel"]`` selects the channel rules,
+    ``context["project_id"]`` the owner (whose recipients ``recipient`` names)."""
 
     recipient = _text(255)
     to = _text(320)
@@ -240,13 +241,15 @@ class NotificationInputSerializer(serializers.Serializer):
             channel=channel, category=category.slug, priority=priority, content=content, recipient=recipient,
             to=to, template=template, locale=attrs.get("locale", ""), scheduled_for=scheduled_for,
             expires_at=expires_at, metadata=attrs.get("metadata") or {}, group_key=attrs.get("group_key", ""),
+            project_id=self.context.get("project_id"),
         )
         return NotificationSpec(**spec_kwargs)
 
     def _recipient(self, external_id: str):
+        """The project's recipient (``context["project_id"]``; none: the default project's)."""
         cache = self.context.get("recipients")
         if cache is not None and external_id in cache:
             return cache[external_id]
-        from apps.recipients.models import Recipient
+        from apps.recipients.selectors import recipient_get
 
-        return Recipient.objects.filter(external_id=external_id).first()
+        return recipient_get(external_id, project_id=self.context.get("project_id"))
