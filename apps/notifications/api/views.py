@@ -142,6 +142,7 @@ class NotificationResourceView(APIView):
         operation_id="notifications_retrieve",
         parameters=[OpenApiParameter("key", str, OpenApiParameter.PATH, description="The notification id.")],
         responses={200: NotificationDetailSerializer},
+        description="One of the key's project's notifications, of a channel the key may use; any other: 404.",
     )
     def get(self, request, key: str):
         notification = notification_get(key, **key_owner(request))
@@ -191,7 +192,9 @@ class NotificationCancelView(APIView):
     required_scope = "notifications:write"
 
     @extend_schema(operation_id="notifications_cancel", request=None,
-                   responses={200: NotificationDetailSerializer})
+                   responses={200: NotificationDetailSerializer},
+                   description="Cancel one of the key's project's notifications that has not started sending "
+                               "(409 otherwise); another project's, or of a channel the key may not use: 404.")
     def post(self, request, key: str):
         notification_id = parse_uuid(key)
         if notification_id is None:
