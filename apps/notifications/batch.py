@@ -270,14 +270,18 @@ def notifications_validate_batch(*, items: list, api_key) -> list[NotificationSp
 
         project_id = default_project_id()
     context = {"recipients": _recipients_for(items, project_id), "project_id": project_id}
+    validators: dict[str, ItemValidator] = {}  # this thread's, their context set once per batch
     out: list[NotificationSpec | dict] = []
     for item in items:
         channel, errors = _item_errors(item, api_key)
         if errors is not None:
             out.append(errors)
             continue
+        validator = validators.get(channel)
+        if validator is None:
+            validator = validators[channel] = item_validator(channel, **context)
         try:
-            out.append(item_validator(channel, **context).validate(item))
+            out.append(validator.validate(item))
         except serializers.ValidationError as exc:
             out.append(_as_lists(exc.detail))
     return out

@@ -138,7 +138,8 @@ class NotificationInputSerializer(serializers.Serializer):
     }
 
     def validate(self, attrs):
-        channel = self.context["channel"]
+        context = self.context  # a property that walks to the root serializer: read it once per item
+        channel = context["channel"]
         errors: dict[str, list[str]] = {}
         spec_kwargs = {}
 
@@ -162,7 +163,7 @@ class NotificationInputSerializer(serializers.Serializer):
             else:
                 errors.setdefault("to", []).append(f"Give only one of {', '.join(given)}.")
         elif external_id is not None:
-            recipient = self._recipient(external_id)
+            recipient = self._recipient(external_id, context)
             if recipient is None:
                 errors["recipient"] = [f"Unknown recipient {external_id!r}."]
             elif channel == Channel.EMAIL and not recipient.email:
@@ -241,15 +242,15 @@ class NotificationInputSerializer(serializers.Serializer):
             channel=channel, category=category.slug, priority=priority, content=content, recipient=recipient,
             to=to, template=template, locale=attrs.get("locale", ""), scheduled_for=scheduled_for,
             expires_at=expires_at, metadata=attrs.get("metadata") or {}, group_key=attrs.get("group_key", ""),
-            project_id=self.context.get("project_id"),
+            project_id=context.get("project_id"),
         )
         return NotificationSpec(**spec_kwargs)
 
-    def _recipient(self, external_id: str):
+    def _recipient(self, external_id: str, context: dict):
         """The project's recipient (``context["project_id"]``; none: the default project's)."""
-        cache = self.context.get("recipients")
+        cache = context.get("recipients")
         if cache is not None and external_id in cache:
             return cache[external_id]
         from apps.recipients.selectors import recipient_get
 
-        return recipient_get(external_id, project_id=self.context.get("project_id"))
+        return recipient_get(external_id, project_id=context.get("project_id"))
