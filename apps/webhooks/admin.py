@@ -6,8 +6,8 @@ from .services import webhook_endpoint_enable
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
-    list_display = ("url", "project", "events", "channels", "active", "disabled_reason", "consecutive_failures", "last_success_at",
-                    "created_at")
+    list_display = ("url", "project", "events", "channels", "active", "disabled_reason", "consecutive_failures",
+                    "last_success_at", "created_at")
     list_filter = ("project", "active")
     search_fields = ("url", "description")
     exclude = ("secret",)  # shown once, at registration through the API
