@@ -7,12 +7,46 @@ SCOPES = (
     "recipients:read",
     "admin",
 )
+DEFAULT_PROJECT = "default"
+
+
+class Project(models.Model):
+    """The owner of notifications, recipients, webhook endpoints and recurring sends.
+
+    Every API key belongs to one project and sees and changes only its project's objects
+    (docs/security.md, "Ownership"). Rows made without a key (the admin, management commands)
+    belong to the ``default`` project.
+    """
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+def default_project_id() -> int:
+    """The id of the ``default`` project, made if missing (a flushed test database): the owner of
+    rows made without an API key, and the default of every ``project`` field.
+
+    Reads only the primary key, so the migrations that add ``project`` columns can call it."""
+    pk = Project.objects.filter(slug=DEFAULT_PROJECT).values_list("pk", flat=True).first()
+    if pk is None:
+        pk = Project.objects.get_or_create(slug=DEFAULT_PROJECT, defaults={"name": "Default"})[0].pk
+    return pk
 
 
 class ApiKey(models.Model):
     """A client's credential. Only a SHA-256 hash of the secret is stored."""
 
     name = models.CharField(max_length=100)
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="api_keys",
+                                default=default_project_id,
+                                help_text="The key sees and changes only this project's objects.")
     prefix = models.CharField(max_length=16, unique=True, help_text="Public part of the key, shown in lists.")
     key_hash = models.CharField(max_length=64)
     scopes = models.JSONField(default=list, blank=True, help_text="Empty means every scope.")

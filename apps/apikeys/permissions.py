@@ -4,7 +4,8 @@ from .models import ApiKey
 
 
 class HasScope(permissions.BasePermission):
-    """Requires an API key; views name the scope they need in ``required_scope``."""
+    """Requires an API key; views name the scope they need in ``required_scope`` (or per method in
+    ``required_scopes``); a tuple of scopes needs every one of them."""
 
     message = "This API key lacks the scope this endpoint needs."
 
@@ -13,4 +14,8 @@ class HasScope(permissions.BasePermission):
         if not isinstance(key, ApiKey):
             return False
         scope = getattr(view, "required_scopes", {}).get(request.method) or getattr(view, "required_scope", None)
-        return scope is None or key.has_scope(scope)
+        if scope is None:
+            return True
+        if isinstance(scope, tuple):
+            return all(key.has_scope(s) for s in scope)
+        return key.has_scope(scope)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from notifier.ratelimit import ApiRateLimiter, client_from_url
 
-from .models import SCOPES, ApiKey
+from .models import DEFAULT_PROJECT, SCOPES, ApiKey, Project
 
 KEY_PREFIX = "nk_"
 _cache: dict[str, tuple[float, ApiKey | None]] = {}
@@ -34,17 +35,31 @@ class IssuedKey:
     raw: str
 
 
+_SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,64}$")
+
+
+def project_get_or_create(slug: str = DEFAULT_PROJECT) -> tuple[Project, bool]:
+    """The project ``slug`` (letters, digits, ``-``, ``_``), made if it does not exist yet."""
+    if not _SLUG.match(slug or ""):
+        raise ValueError(f"Invalid project {slug!r}: 1 to 64 letters, digits, '-' or '_'.")
+    return Project.objects.get_or_create(slug=slug, defaults={"name": slug})
+
+
 def api_key_create(*, name: str, scopes: list[str] | None = None, allowed_channels: list[str] | None = None,
-                   rate_limit: float | None = None, rate_burst: int | None = None) -> IssuedKey:
+                   rate_limit: float | None = None, rate_burst: int | None = None,
+                   project: str | Project | None = None) -> IssuedKey:
+    """A new key of ``project`` (a slug, made if new, or a ``Project``; default: the ``default`` project)."""
     scopes = list(scopes or [])
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown:
         raise ValueError(f"Unknown scopes: {', '.join(unknown)} (known: {', '.join(SCOPES)})")
+    if not isinstance(project, Project):
+        project, _ = project_get_or_create(project or DEFAULT_PROJECT)
     prefix = secrets.token_hex(4)
     raw = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey.objects.create(
         name=name, prefix=prefix, key_hash=_hash(raw), scopes=scopes, allowed_channels=list(allowed_channels or []),
-        rate_limit=rate_limit, rate_burst=rate_burst,
+        rate_limit=rate_limit, rate_burst=rate_burst, project=project,
     )
     api_key_sync_revocation(key_id=key.pk, revoked=False)  # no stale marker from a reused id
     return IssuedKey(api_key=key, raw=raw)

@@ -1,4 +1,4 @@
-"""/demo/inbox/?recipient=<external_id>: a recipient's inbox with live updates (DEBUG or staff only).
+"""/demo/inbox/?recipient=<external_id>[&project=<slug>]: a recipient's inbox with live updates (DEBUG or staff only).
 
 The page plays the client's back end and front end at once: the view mints a
 recipient token (as a client's back end would with its API key) and the
@@ -19,13 +19,14 @@ def inbox_demo(request):
     if not (settings.DEBUG or (user is not None and user.is_active and user.is_staff)):
         raise Http404("The inbox demo is available with DEBUG on or to staff.")
     external_id = request.GET.get("recipient", "").strip()
+    project = request.GET.get("project", "").strip() or "default"
     context = {"external_id": external_id, "token": None}
     if external_id:
         from apps.recipients.models import Recipient
 
-        recipient = Recipient.objects.filter(external_id=external_id).first()
+        recipient = Recipient.objects.filter(external_id=external_id, project__slug=project).first()
         if recipient is None:
-            context["error"] = f"No recipient with external id {external_id!r}."
+            context["error"] = f"No recipient with external id {external_id!r} in project {project!r}."
         else:
             token, expires_at = recipient_token_issue(recipient=recipient)
             context.update(token=token, expires_at=expires_at, recipient=recipient)

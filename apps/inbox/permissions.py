@@ -4,12 +4,15 @@ from apps.apikeys.models import ApiKey
 
 from .tokens import RecipientToken
 
+INBOX_CHANNEL = "in_app"  # the inbox holds in_app notifications: keys restricted to other channels may not use it
+
 
 class InboxAccess(permissions.BasePermission):
-    """An API key with one of the view's scopes, or a recipient token for the inbox in the URL.
+    """An API key with one of the view's scopes that may use in_app notifications, or a recipient token
+    for the inbox in the URL.
 
     Views set ``api_key_scopes = {"GET": (...), "POST": (...)}`` (any one
-    suffices) and ``allow_recipient_token``.
+    suffices), or ``api_key_all_of = {"POST": ((...), (...))}`` (one of each), and ``allow_recipient_token``.
     """
 
     message = "This credential may not use this inbox."
@@ -17,9 +20,15 @@ class InboxAccess(permissions.BasePermission):
     def has_permission(self, request, view) -> bool:
         auth = request.auth
         if isinstance(auth, ApiKey):
-            scopes = getattr(view, "api_key_scopes", {}).get(request.method, ())
-            if not any(auth.has_scope(s) for s in scopes):
-                self.message = f"This API key needs one of the scopes: {', '.join(scopes)}."
+            # Each group: the key needs one of its scopes (``api_key_all_of``: every group must be met).
+            groups = getattr(view, "api_key_all_of", {}).get(request.method) or \
+                (getattr(view, "api_key_scopes", {}).get(request.method, ()),)
+            for scopes in groups:
+                if not any(auth.has_scope(s) for s in scopes):
+                    self.message = f"This API key needs one of the scopes: {', '.join(scopes)}."
+                    return False
+            if not auth.allows_channel(INBOX_CHANNEL):
+                self.message = f"This API key may not use {INBOX_CHANNEL} notifications."
                 return False
             return True
         if isinstance(auth, RecipientToken):

@@ -28,14 +28,14 @@ class EventInline(admin.TabularInline):
 
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
-    list_display = ("id", "channel", "status", "priority", "category", "masked_to", "attempts", "created_at",
-                    "sent_at")
-    list_filter = ("status", "channel", "priority", "category")
+    list_display = ("id", "project", "channel", "status", "priority", "category", "masked_to", "attempts",
+                    "created_at", "sent_at")
+    list_filter = ("status", "channel", "priority", "category", "project")
     search_fields = ("id", "group_key", "provider_message_id", "recipient__external_id")
     date_hierarchy = "created_at"
     inlines = [EventInline]
     actions = ["replay"]
-    list_select_related = ("recipient",)
+    list_select_related = ("recipient", "project")
     show_full_result_count = False
 
     def get_readonly_fields(self, request, obj=None):

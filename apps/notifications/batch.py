@@ -214,9 +214,10 @@ def item_validator(channel: str, **context) -> ItemValidator:
     return validator
 
 
-def validate_notification(*, channel: str, data: Any) -> NotificationSpec:
-    """One item, as the single-notification endpoint receives it; raises ``ValidationError``."""
-    return item_validator(channel).validate(data)
+def validate_notification(*, channel: str, data: Any, project_id: int | None = None) -> NotificationSpec:
+    """One item of ``project_id`` (the API key's project; None: the default project), as the
+    single-notification endpoint receives it; raises ``ValidationError``."""
+    return item_validator(channel, project_id=project_id).validate(data)
 
 
 # --- batch -----------------------------------------------------------------------------
@@ -225,17 +226,23 @@ def batch_max() -> int:
     return getattr(settings, "NOTIFIER_BATCH_MAX", 1000)
 
 
-def _recipients_for(items: list) -> dict[str, Any]:
-    """Every recipient the batch names, in one query; unknown ids map to None."""
-    external_ids = {item["recipient"] for item in items
-                    if type(item) is dict and type(item.get("recipient")) is str and item["recipient"]}
-    if not external_ids:
-        return {}
-    from apps.recipients.models import Recipient
+def _named_recipients(items: list) -> set[str]:
+    return {item["recipient"] for item in items
+            if type(item) is dict and type(item.get("recipient")) is str and item["recipient"]}
 
-    found: dict[str, Any] = dict.fromkeys(external_ids)
-    found.update({r.external_id: r for r in Recipient.objects.filter(external_id__in=external_ids)})
-    return found
+
+def _recipients_for(items: list, project_id: int) -> dict[str, Any]:
+    """Every recipient of ``project_id`` the batch names, in one query; unknown ids map to None."""
+    from apps.recipients.selectors import recipients_by_project
+
+    return recipients_by_project({project_id: _named_recipients(items)}).get(project_id, {})
+
+
+def recipients_for_projects(items_by_project: dict[int, list]) -> dict[int, dict[str, Any]]:
+    """``_recipients_for`` of the items of several projects (a group commit's requests), in one query."""
+    from apps.recipients.selectors import recipients_by_project
+
+    return recipients_by_project({p: _named_recipients(items) for p, items in items_by_project.items()})
 
 
 def _item_errors(item: Any, api_key) -> tuple[str | None, dict | None]:
@@ -256,15 +263,25 @@ def notifications_validate_batch(*, items: list, api_key) -> list[NotificationSp
     """For each item in order, its ``NotificationSpec`` or its error dict."""
     from .api.errors import _as_lists
 
-    context = {"recipients": _recipients_for(items)}
+    if api_key is not None:
+        project_id = api_key.project_id
+    else:
+        from apps.apikeys.models import default_project_id
+
+        project_id = default_project_id()
+    context = {"recipients": _recipients_for(items, project_id), "project_id": project_id}
+    validators: dict[str, ItemValidator] = {}  # this thread's, their context set once per batch
     out: list[NotificationSpec | dict] = []
     for item in items:
         channel, errors = _item_errors(item, api_key)
         if errors is not None:
             out.append(errors)
             continue
+        validator = validators.get(channel)
+        if validator is None:
+            validator = validators[channel] = item_validator(channel, **context)
         try:
-            out.append(item_validator(channel, **context).validate(item))
+            out.append(validator.validate(item))
         except serializers.ValidationError as exc:
             out.append(_as_lists(exc.detail))
     return out

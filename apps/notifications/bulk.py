@@ -154,8 +154,14 @@ def create_notifications(values: list[dict[str, Any]], events: list[tuple]) -> l
 
     ``events[i]`` is ``(status, at, detail, provider, attempt)`` for ``values[i]``. Call it inside
     ``transaction.atomic()``. A few rows (the single endpoint) take one statement; a batch takes
-    two COPYs.
+    two COPYs. Rows without a ``project_id`` belong to the default project (looked up once, not per row).
     """
+    if any("project_id" not in v for v in values):
+        from apps.apikeys.models import default_project_id
+
+        project_id = default_project_id()
+        for v in values:
+            v.setdefault("project_id", project_id)
     instances, rows = build_instances(Notification, values)
     insert_notification_rows(rows, [(obj.pk, *event) for obj, event in zip(instances, events)])
     return instances

@@ -9,7 +9,8 @@ released when the bucket has a slot for it; each held notification reserves the
 next slot).
 
 The recipient is its external id; for direct sends, the address (or the device
-tokens). Both are hashed before they become part of a Redis key. A batch costs
+tokens); either within the notification's project (projects do not share buckets).
+Both are hashed before they become part of a Redis key. A batch costs
 one script call. If Redis is unreachable the caps are skipped (logged).
 """
 from __future__ import annotations
@@ -37,26 +38,36 @@ def cap_limiter() -> CapLimiter:
     return _limiter(settings.REDIS_URL)
 
 
-def cap_subject(spec) -> str | None:
-    """Who a notification is for, for capping: the recipient's external id, else its address."""
+def cap_subject(spec, project_id: int | None = None) -> str | None:
+    """Who a notification is for, for capping, within its project: the recipient's external id, else its
+    address. Projects do not share buckets: one project's sends never use up another's slots."""
+    owner = f"p{project_id}:" if project_id is not None else ""
     if spec.recipient is not None:
-        return f"r:{spec.recipient.external_id}"
+        return f"{owner}r:{spec.recipient.external_id}"
     if spec.to:
-        return f"a:{spec.to.strip().lower()}"
+        return f"{owner}a:{spec.to.strip().lower()}"
     tokens = (spec.content or {}).get("device_tokens")
     if tokens:
-        return "d:" + ",".join(sorted(tokens))
+        return f"{owner}d:" + ",".join(sorted(tokens))
     return None
 
 
 def frequency_caps(specs, now: datetime, *, limiter: CapLimiter | None = None) -> None:
     items: list[CapItem] = []
     capped = []
+    default_project = None
     for spec in specs:
         category = category_get(spec.category)
         if category is None or category.cap_count < 1 or category.cap_period_seconds < 1:
             continue
-        subject = cap_subject(spec)
+        project_id = spec.project_id
+        if project_id is None:  # made without an API key: the insert gives it the default project
+            if default_project is None:
+                from apps.apikeys.models import default_project_id
+
+                default_project = default_project_id()
+            project_id = default_project
+        subject = cap_subject(spec, project_id)
         if subject is None:
             continue
         items.append(CapItem(

@@ -82,7 +82,7 @@ class ExpressTicket:
     The committer then completes ``future`` on its event loop.
     """
 
-    __slots__ = ("item", "channel", "api_key", "specs", "api_key_id", "request_id", "result", "error",
+    __slots__ = ("item", "channel", "api_key", "specs", "api_key_id", "project_id", "request_id", "result", "error",
                  "declined", "future")
 
     def __init__(self, *, item: dict, channel: str, api_key, request_id: str, future):
@@ -90,6 +90,7 @@ class ExpressTicket:
         self.channel = channel
         self.api_key = api_key
         self.api_key_id = api_key.pk
+        self.project_id = api_key.project_id  # the owner of what it creates; its recipients are looked up there
         self.request_id = request_id
         self.future = future  # an asyncio future of the loop that waits; resolved with this ticket
         self.specs = None
@@ -205,14 +206,20 @@ def _prepare(tickets: list) -> list:
     from apps.apikeys.throttling import throttle_many
     from rest_framework.exceptions import ValidationError
 
-    from .batch import _recipients_for, item_validator
+    from .batch import item_validator, recipients_for_projects
 
-    context = {"recipients": _recipients_for([t.item for t in express])}
+    # One recipient query for the group, each request's recipients looked up in its key's project.
+    items_by_project: dict[int, list] = {}
+    for ticket in express:
+        items_by_project.setdefault(ticket.project_id, []).append(ticket.item)
+    recipients = recipients_for_projects(items_by_project)
     valid = []
     for ticket in express:
         token = set_request_id(ticket.request_id)
         try:
-            ticket.specs = [item_validator(ticket.channel, **context).validate(ticket.item)]
+            validator = item_validator(ticket.channel, recipients=recipients.get(ticket.project_id, {}),
+                                       project_id=ticket.project_id)
+            ticket.specs = [validator.validate(ticket.item)]
             valid.append(ticket)
         except (ValidationError, RecursionError):
             ticket.declined = True

@@ -1,6 +1,7 @@
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from apps.apikeys.models import default_project_id
 from notifier.ids import uuid7
 
 
@@ -107,6 +108,12 @@ class Notification(models.Model):
     # notifications' api_key to NULL (Django carries out on_delete itself), through the index.
     api_key = models.ForeignKey("apikeys.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                                 db_constraint=False)
+    # The owner: only keys of this project see or change the notification (docs/security.md). Written by
+    # the insert with the rest of the row; no foreign-key check (its cost per row, as for api_key) and no
+    # index of its own: reads find rows by id, recipient, group or status and check the project there.
+    # Projects are never deleted (the admin does not offer it).
+    project = models.ForeignKey("apikeys.Project", on_delete=models.DO_NOTHING, related_name="+",
+                                default=default_project_id, db_constraint=False, db_index=False)
     created_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)

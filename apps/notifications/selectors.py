@@ -13,21 +13,28 @@ def parse_uuid(value: str) -> uuid.UUID | None:
         return None
 
 
-def notification_get(notification_id: str) -> Notification | None:
+def owned(queryset, *, project_id: int, channels=None):
+    """``queryset`` (of notifications) narrowed to what a key of ``project_id`` may see: its project's
+    notifications, of ``channels`` only when given (a key's ``allowed_channels``; empty: every channel)."""
+    queryset = queryset.filter(project_id=project_id)
+    if channels:
+        queryset = queryset.filter(channel__in=list(channels))
+    return queryset
+
+
+def notification_get(notification_id: str, *, project_id: int, channels=None) -> Notification | None:
+    """The notification, if it belongs to ``project_id`` and (when given) is of one of ``channels``:
+    another owner's notification is not found, like one that does not exist."""
     pk = parse_uuid(notification_id)
     if pk is None:
         return None
-    return (
-        Notification.objects.select_related("recipient")
-        .prefetch_related("events")
-        .filter(pk=pk)
-        .first()
-    )
+    qs = Notification.objects.select_related("recipient").prefetch_related("events").filter(pk=pk)
+    return owned(qs, project_id=project_id, channels=channels).first()
 
 
-def notification_list(*, status: str | None = None, channel: str | None = None, recipient: str | None = None,
-                      category: str | None = None):
-    qs = Notification.objects.select_related("recipient")
+def notification_list(*, project_id: int, channels=None, status: str | None = None, channel: str | None = None,
+                      recipient: str | None = None, category: str | None = None):
+    qs = owned(Notification.objects.select_related("recipient"), project_id=project_id, channels=channels)
     if status:
         qs = qs.filter(status=status)
     if channel:

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from apps.apikeys.models import default_project_id
 from notifier import metrics
 from notifier.ids import uuid7_many
 
@@ -39,6 +40,8 @@ class NotificationSpec:
     expires_at: datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     group_key: str = ""
+    # The owner (the API key's project, set by validation); None: the ``default`` project.
+    project_id: int | None = None
     # Set by policy (preferences, quiet hours) before insert:
     status: str = ""
     status_detail: str = ""
@@ -95,7 +98,7 @@ def notification_create_single(*, spec: NotificationSpec, api_key=None) -> Notif
 _INSERT_FIELDS = (
     "id", "channel", "recipient_id", "to", "category", "priority", "template", "locale", "content", "status",
     "scheduled_for", "expires_at", "next_attempt_at", "queued_at", "metadata", "group_key", "api_key_id",
-    "created_at", "updated_at",
+    "project_id", "created_at", "updated_at",
 )
 
 
@@ -117,14 +120,20 @@ def notifications_insert(*, specs: list[NotificationSpec], api_key_ids: list[Any
     build = bulk.row_builder(Notification, _INSERT_FIELDS)
     rows: list[list] = []
     event_rows: list[tuple] = []
+    default_project = None
     for spec, api_key_id, notification_id in zip(specs, api_key_ids, uuid7_many(len(specs))):
         status, next_attempt_at, detail = _initial_state(spec, now)
         recipient = spec.recipient
+        project_id = spec.project_id
+        if project_id is None:  # made without an API key (commands, the admin's recurring sends, tests)
+            if default_project is None:
+                default_project = default_project_id()
+            project_id = spec.project_id = default_project
         rows.append(build(
             notification_id, spec.channel, recipient.pk if recipient is not None else None, spec.to, spec.category,
             spec.priority, spec.template, spec.locale, spec.content, status, spec.scheduled_for, spec.expires_at,
             next_attempt_at, now if status == Status.QUEUED else None, spec.metadata, spec.group_key, api_key_id,
-            now, now,
+            project_id, now, now,
         ))
         event_rows.append((notification_id, status, now, detail or "", "", None))
     if lean:

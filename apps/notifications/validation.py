@@ -102,7 +102,8 @@ def _text(max_length: int, **kwargs) -> serializers.CharField:
 
 
 class NotificationInputSerializer(serializers.Serializer):
-    """Fields common to every channel; ``context["channel"]`` selects the channel rules."""
+    """Fields common to every channel; ``context["channel"]`` selects the channel rules,
+    ``context["project_id"]`` the owner (whose recipients ``recipient`` names)."""
 
     recipient = _text(255)
     to = _text(320)
@@ -138,7 +139,8 @@ class NotificationInputSerializer(serializers.Serializer):
     }
 
     def validate(self, attrs):
-        channel = self.context["channel"]
+        context = self.context  # a property that walks to the root serializer: read it once per item
+        channel = context["channel"]
         errors: dict[str, list[str]] = {}
         spec_kwargs = {}
 
@@ -162,7 +164,7 @@ class NotificationInputSerializer(serializers.Serializer):
             else:
                 errors.setdefault("to", []).append(f"Give only one of {', '.join(given)}.")
         elif external_id is not None:
-            recipient = self._recipient(external_id)
+            recipient = self._recipient(external_id, context)
             if recipient is None:
                 errors["recipient"] = [f"Unknown recipient {external_id!r}."]
             elif channel == Channel.EMAIL and not recipient.email:
@@ -252,13 +254,15 @@ class NotificationInputSerializer(serializers.Serializer):
             channel=channel, category=category.slug, priority=priority, content=content, recipient=recipient,
             to=to, template=template, locale=attrs.get("locale", ""), scheduled_for=scheduled_for,
             expires_at=expires_at, metadata=attrs.get("metadata") or {}, group_key=attrs.get("group_key", ""),
+            project_id=context.get("project_id"),
         )
         return NotificationSpec(**spec_kwargs)
 
-    def _recipient(self, external_id: str):
-        cache = self.context.get("recipients")
+    def _recipient(self, external_id: str, context: dict):
+        """The project's recipient (``context["project_id"]``; none: the default project's)."""
+        cache = context.get("recipients")
         if cache is not None and external_id in cache:
             return cache[external_id]
-        from apps.recipients.models import Recipient
+        from apps.recipients.selectors import recipient_get
 
-        return Recipient.objects.filter(external_id=external_id).first()
+        return recipient_get(external_id, project_id=context.get("project_id"))

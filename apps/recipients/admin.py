@@ -87,17 +87,22 @@ class PreferenceInline(admin.TabularInline):
 @admin.register(Recipient)
 class RecipientAdmin(admin.ModelAdmin):
     form = RecipientForm
-    list_display = ("external_id", "name", "timezone", "locale", "quiet_hours_start", "quiet_hours_end",
+    list_display = ("external_id", "project", "name", "timezone", "locale", "quiet_hours_start", "quiet_hours_end",
                     "created_at")
-    list_filter = ("timezone", "locale", "created_at")
+    list_filter = ("project", "timezone", "locale", "created_at")
+    list_select_related = ("project",)
     search_fields = ("external_id", "name", "email", "phone")
     readonly_fields = ("created_at", "updated_at")
     fieldsets = (
-        (None, {"fields": ("external_id", "name", "email", "phone", "timezone", "locale")}),
+        (None, {"fields": ("project", "external_id", "name", "email", "phone", "timezone", "locale")}),
         ("Quiet hours (in the recipient's time zone)", {"fields": ("quiet_hours_start", "quiet_hours_end")}),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
     inlines = [PreferenceInline, DeviceInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A recipient stays in its project: its notifications and inbox belong to that project.
+        return (*self.readonly_fields, "project") if obj is not None else self.readonly_fields
 
     def delete_model(self, request, obj):
         """Deleting erases personal data and keeps anonymised delivery history, as the API's DELETE does."""

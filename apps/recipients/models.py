@@ -1,13 +1,17 @@
 from django.db import models
 
+from apps.apikeys.models import default_project_id
 from apps.notifications.models import API_CHANNELS
 from .fields import EncryptedCharField
 
 
 class Recipient(models.Model):
-    """Someone notifications are sent to, known by the client's own id."""
+    """Someone notifications are sent to, known by the client's own id (unique within its project)."""
 
-    external_id = models.CharField(max_length=255, unique=True)
+    # No index of its own: recipient_project_external_id (project, external_id) serves every lookup.
+    project = models.ForeignKey("apikeys.Project", on_delete=models.PROTECT, related_name="+",
+                                default=default_project_id, db_index=False)
+    external_id = models.CharField(max_length=255)
     # Encrypted at rest when NOTIFIER_FIELD_ENCRYPTION_KEY is set (apps/recipients/fields.py).
     email = EncryptedCharField(max_length=254, blank=True)
     phone = EncryptedCharField(max_length=16, blank=True)
@@ -20,6 +24,11 @@ class Recipient(models.Model):
                                        help_text="Quiet hours end (may be earlier than the start: crosses midnight).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "external_id"], name="recipient_project_external_id"),
+        ]
 
     def __str__(self) -> str:
         return self.external_id

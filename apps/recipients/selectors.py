@@ -4,13 +4,34 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
+from django.db.models import Q
+
 from apps.notifications.models import API_CHANNELS
 
 from .models import Device, Preference, Recipient
 
 
-def recipient_get(external_id: str) -> Recipient | None:
-    return Recipient.objects.filter(external_id=external_id).first()
+def recipient_get(external_id: str, *, project_id: int | None) -> Recipient | None:
+    """The recipient ``external_id`` of the project (None: the ``default`` project)."""
+    if project_id is None:
+        from apps.apikeys.models import default_project_id
+
+        project_id = default_project_id()
+    return Recipient.objects.filter(project_id=project_id, external_id=external_id).first()
+
+
+def recipients_by_project(wanted: dict[int, set[str]]) -> dict[int, dict[str, Recipient | None]]:
+    """``{project id: {external id: recipient or None}}`` for every external id wanted of every project,
+    in one query (the unique index on (project, external_id) serves it)."""
+    found: dict[int, dict[str, Recipient | None]] = {p: dict.fromkeys(ids) for p, ids in wanted.items() if ids}
+    if not found:
+        return found
+    condition = Q()
+    for project_id, ids in found.items():
+        condition |= Q(project_id=project_id, external_id__in=list(ids))
+    for recipient in Recipient.objects.filter(condition):
+        found[recipient.project_id][recipient.external_id] = recipient
+    return found
 
 
 def device_get(recipient: Recipient, device_id: str) -> Device | None:

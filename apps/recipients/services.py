@@ -15,13 +15,21 @@ from .models import Device, Preference, Recipient
 PROFILE_FIELDS = ("email", "phone", "timezone", "locale", "name")
 
 
-def recipient_upsert(*, external_id: str, data: dict[str, Any]) -> tuple[Recipient, bool]:
-    """Create the recipient or update the fields given in ``data``. Returns (recipient, created)."""
+def recipient_upsert(*, external_id: str, data: dict[str, Any], project_id: int | None = None
+                     ) -> tuple[Recipient, bool]:
+    """Create the project's recipient (None: the default project's) or update the fields given in ``data``.
+    Returns (recipient, created)."""
+    if project_id is None:
+        from apps.apikeys.models import default_project_id
+
+        project_id = default_project_id()
     values = {k: v for k, v in data.items() if k in PROFILE_FIELDS}
     with transaction.atomic():
-        recipient = Recipient.objects.select_for_update().filter(external_id=external_id).first()
+        recipient = Recipient.objects.select_for_update().filter(project_id=project_id,
+                                                                 external_id=external_id).first()
         if recipient is None:
-            recipient, created = Recipient.objects.get_or_create(external_id=external_id, defaults=values)
+            recipient, created = Recipient.objects.get_or_create(project_id=project_id, external_id=external_id,
+                                                                 defaults=values)
             if created:
                 return recipient, True
         for name, value in values.items():
@@ -66,9 +74,11 @@ def recipient_erase(*, recipient: Recipient) -> dict[str, int]:
 
 
 def device_register(*, recipient: Recipient, platform: str, token: str) -> Device:
-    """Register (or re-activate) a device. A token belongs to one recipient: the latest one to register it."""
+    """Register (or re-activate) a device. Within a project a token belongs to one recipient: the latest one
+    to register it (another project's recipient with the same token keeps it)."""
     with transaction.atomic():
-        Device.objects.filter(platform=platform, token=token).exclude(recipient=recipient).delete()
+        Device.objects.filter(platform=platform, token=token, recipient__project_id=recipient.project_id) \
+            .exclude(recipient=recipient).delete()
         device, created = Device.objects.get_or_create(recipient=recipient, token=token,
                                                        defaults={"platform": platform})
         if not created and (not device.active or device.platform != platform):

@@ -6,6 +6,7 @@ from django_celery_beat.admin import PeriodicTaskAdmin, PeriodicTaskForm
 from django_celery_beat.models import PeriodicTask
 from kombu.utils.json import loads
 
+from .models import RecurringSendOwner
 from .services import TASK_NAME, InvalidSchedule, recurring_kwargs_validate
 
 KWARGS_HELP = (
@@ -28,8 +29,10 @@ class RecurringSendForm(PeriodicTaskForm):
         data = super().clean()
         if data.get("task") != TASK_NAME:
             return data
+        owner = getattr(self.instance, "notifier_owner", None) if self.instance.pk else None
         try:
-            recurring_kwargs_validate(loads(data.get("kwargs") or "{}"))
+            recurring_kwargs_validate(loads(data.get("kwargs") or "{}"),
+                                      project_id=owner.project_id if owner is not None else None)
         except ValueError:
             return data  # clean_kwargs already reported the JSON error
         except InvalidSchedule as exc:
@@ -40,8 +43,32 @@ class RecurringSendForm(PeriodicTaskForm):
         return data
 
 
+class RecurringSendOwnerInline(admin.StackedInline):
+    model = RecurringSendOwner
+    can_delete = False
+    fields = ("project", "channel")
+    readonly_fields = ("channel",)
+    verbose_name = "owner (recurring sends only; empty: the default project)"
+
+
 class RecurringSendAdmin(PeriodicTaskAdmin):
     form = RecurringSendForm
+    inlines = [*getattr(PeriodicTaskAdmin, "inlines", []), RecurringSendOwnerInline]
+
+    def save_related(self, request, form, formset, change):
+        super().save_related(request, form, formset, change)
+        task = form.instance
+        if task.task != TASK_NAME:
+            return
+        try:
+            channel = loads(task.kwargs or "{}").get("channel", "")
+        except (ValueError, AttributeError):
+            channel = ""
+        # Every recurring send has an owner; the API shows it to keys of that project only.
+        owner, _ = RecurringSendOwner.objects.get_or_create(periodic_task=task)
+        if owner.channel != channel:
+            owner.channel = channel if isinstance(channel, str) else ""
+            owner.save(update_fields=["channel"])
 
 
 admin.site.unregister(PeriodicTask)

@@ -23,6 +23,10 @@ The kwargs (also what an operator types in the admin, as JSON)::
 
 Created through the API, it also carries ``api_key_id``: its notifications are
 attributed to that key, and revoking the key stops the recurring send.
+
+Its owner (``RecurringSendOwner``: project and channel) is what the API filters on; each run creates
+notifications of that project, for that project's recipients. One made in the admin belongs to the
+project chosen there (by default the ``default`` project).
 """
 from __future__ import annotations
 
@@ -40,8 +44,11 @@ from django.db import IntegrityError, transaction
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 from rest_framework import serializers
 
+from apps.apikeys.models import default_project_id
 from apps.notifications.models import API_CHANNELS
 from apps.notifications.services import NotificationSpec, notifications_create
+
+from .models import RecurringSendOwner
 from apps.notifications.validation import NotificationInputSerializer
 
 logger = logging.getLogger(__name__)
@@ -64,7 +71,8 @@ class InvalidSchedule(serializers.ValidationError):
 
 # --- validation ------------------------------------------------------------------------------------
 
-def recurring_kwargs_validate(kwargs: Any, *, check_targets: bool = True) -> dict[str, Any]:
+def recurring_kwargs_validate(kwargs: Any, *, check_targets: bool = True, project_id: int | None = None
+                              ) -> dict[str, Any]:
     """Check the kwargs of a recurring send; return them normalised, or raise ``InvalidSchedule``.
 
     Every target is validated exactly as a POST to ``/notifications/{channel}/``
@@ -101,27 +109,30 @@ def recurring_kwargs_validate(kwargs: Any, *, check_targets: bool = True) -> dic
     cleaned = {k: v for k, v in kwargs.items() if k in KWARG_FIELDS}
     cleaned[field] = targets
     if check_targets:
-        _, target_errors = recurring_specs(cleaned, targets=targets)
+        _, target_errors = recurring_specs(cleaned, targets=targets, project_id=project_id)
         if target_errors:
             raise InvalidSchedule(target_errors)
     return cleaned
 
 
-def recurring_specs(kwargs: dict[str, Any], *, targets: list[str] | None = None
+def recurring_specs(kwargs: dict[str, Any], *, targets: list[str] | None = None, project_id: int | None = None
                     ) -> tuple[list[NotificationSpec], dict[str, list[str]]]:
-    """One ``NotificationSpec`` per valid target, and the errors of the others.
+    """One ``NotificationSpec`` of ``project_id`` (None: the default project) per valid target, and the
+    errors of the others. Recipients are the project's.
 
     Address errors are reported under ``recipients``/``to`` with the item's
     position; content errors (the same for every target) once under their field.
     """
-    from apps.recipients.models import Recipient
+    from apps.recipients.selectors import recipients_by_project
 
+    if project_id is None:
+        project_id = default_project_id()
     field = "recipients" if kwargs.get("recipients") else "to"
     targets = targets if targets is not None else list(kwargs.get(field) or [])
     base = {k: kwargs[k] for k in SEND_FIELDS if k in kwargs}
-    context: dict[str, Any] = {"channel": kwargs["channel"]}
+    context: dict[str, Any] = {"channel": kwargs["channel"], "project_id": project_id}
     if field == "recipients":
-        context["recipients"] = {r.external_id: r for r in Recipient.objects.filter(external_id__in=targets)}
+        context["recipients"] = recipients_by_project({project_id: set(targets)}).get(project_id, {})
     specs: list[NotificationSpec] = []
     errors: dict[str, list[str]] = {}
     for position, target in enumerate(targets):
@@ -174,8 +185,10 @@ def recurring_send_create(*, send: dict[str, Any], interval_seconds: int | None 
                           timezone_name: str | None = None, name: str = "", description: str = "",
                           enabled: bool = True, start_at: datetime | None = None, end_at: datetime | None = None,
                           api_key=None) -> PeriodicTask:
-    """Validate and store a recurring send as a ``PeriodicTask``. Raises ``InvalidSchedule``."""
-    kwargs = recurring_kwargs_validate({k: v for k, v in send.items() if k != "api_key_id"})
+    """Validate and store a recurring send of ``api_key``'s project (no key: the default project) as a
+    ``PeriodicTask`` and its owner. Raises ``InvalidSchedule``."""
+    project_id = api_key.project_id if api_key is not None else default_project_id()
+    kwargs = recurring_kwargs_validate({k: v for k, v in send.items() if k != "api_key_id"}, project_id=project_id)
     if api_key is not None:
         kwargs["api_key_id"] = api_key.pk
     interval, crontab = _schedule_validate(interval_seconds=interval_seconds, cron=cron, timezone_name=timezone_name)
@@ -189,11 +202,14 @@ def recurring_send_create(*, send: dict[str, Any], interval_seconds: int | None 
                 interval.save()
             if crontab is not None and crontab.pk is None:
                 crontab.save()
-            return PeriodicTask.objects.create(
+            periodic_task = PeriodicTask.objects.create(
                 name=name, task=TASK_NAME, interval=interval, crontab=crontab, kwargs=json.dumps(kwargs),
                 queue=queue, exchange=settings.NOTIFIER_EXCHANGE, routing_key=queue, enabled=enabled,
                 start_time=start_at, expires=end_at, description=description,
             )
+            RecurringSendOwner.objects.create(periodic_task=periodic_task, project_id=project_id,
+                                              channel=kwargs["channel"])
+            return periodic_task
     except (IntegrityError, DjangoValidationError) as exc:  # PeriodicTask.save() checks the name first
         raise InvalidSchedule({"name": ["A periodic task with this name already exists."]}) from exc
 
@@ -217,6 +233,10 @@ def recurring_send_run(*, kwargs: dict[str, Any], periodic_task_name: str = "") 
     except InvalidSchedule as exc:
         logger.error("%s: invalid kwargs, nothing sent: %s", label, exc.detail)
         return 0
+    project_id = None
+    if periodic_task_name:
+        project_id = (RecurringSendOwner.objects.filter(periodic_task__name=periodic_task_name)
+                      .values_list("project_id", flat=True).first())
     api_key = None
     if kwargs.get("api_key_id") is not None:
         api_key = ApiKey.objects.filter(pk=kwargs["api_key_id"]).first()
@@ -226,7 +246,12 @@ def recurring_send_run(*, kwargs: dict[str, Any], periodic_task_name: str = "") 
         if not api_key.has_scope("notifications:write") or not api_key.allows_channel(kwargs["channel"]):
             logger.warning("%s: its API key may no longer send %s; nothing sent", label, kwargs["channel"])
             return 0
-    specs, errors = recurring_specs(kwargs)
+        if project_id is None:
+            project_id = api_key.project_id
+        elif api_key.project_id != project_id:
+            logger.warning("%s: its API key now belongs to another project; nothing sent", label)
+            return 0
+    specs, errors = recurring_specs(kwargs, project_id=project_id)
     if errors:
         logger.warning("%s: skipped invalid targets: %s", label, errors)
     if not specs:

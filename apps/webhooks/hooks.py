@@ -29,20 +29,23 @@ def on_results(results, now) -> None:
         if r.notification.channel == Channel.WEBHOOK:
             continue  # never webhooks about webhooks
         event = EVENT_OF_STATUS.get(r.status)
-        endpoint_ids = table.get(event) if event else None
-        if endpoint_ids:
-            subscribed.append((r, event, endpoint_ids))
-    # A worker's claim leaves metadata deferred: load it for these rows in one query.
-    notifications_load_deferred([r.notification for r, _, _ in subscribed], ("metadata",))
+        if event is not None and event in table:
+            subscribed.append((r, event))
+    # A worker's claim leaves metadata and the owner deferred: load them for these rows in one query.
+    notifications_load_deferred([r.notification for r, _ in subscribed], ("metadata", "project_id"))
     deliveries = []
-    for r, event, endpoint_ids in subscribed:
+    for r, event in subscribed:
         n = r.notification
+        # Only the endpoints of the notification's own project, that hear of its channel.
+        endpoint_ids = selectors.subscribed_endpoints(table, event, project_id=n.project_id, channel=n.channel)
+        if not endpoint_ids:
+            continue
         payload = event_payload(
             event, n, at=now, status=r.status, attempts=n.attempts + (1 if r.attempted else 0),
             provider=r.provider or n.provider, provider_message_id=r.provider_message_id or n.provider_message_id,
             last_error=r.error if r.status != Status.SENT else n.last_error,
             sent_at=_iso(now) if r.status == Status.SENT else None,
         )
-        deliveries.extend((endpoint_id, payload, event) for endpoint_id in endpoint_ids)
+        deliveries.extend((endpoint_id, payload, event, n.project_id) for endpoint_id in endpoint_ids)
     if deliveries:
         webhook_deliveries_create(deliveries, now=now)

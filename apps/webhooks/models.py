@@ -1,5 +1,6 @@
 from django.db import models
 
+from apps.apikeys.models import default_project_id
 from notifier.ids import uuid7
 
 EVENTS = (
@@ -27,6 +28,15 @@ class WebhookEndpoint(models.Model):
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_failure_at = models.DateTimeField(null=True, blank=True)
     api_key = models.ForeignKey("apikeys.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The owner: it receives events of this project's notifications only, and only keys of this project
+    # see or change it.
+    project = models.ForeignKey("apikeys.Project", on_delete=models.PROTECT, related_name="+",
+                                default=default_project_id)
+    channels = models.JSONField(
+        default=list, blank=True,
+        help_text="Events of notifications of these channels only (the registering key's allowed channels). "
+                  "Empty: every channel.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -8,7 +8,9 @@ from notifier.channels.webhook import Endpoint
 from .models import WebhookEndpoint
 
 _SUBSCRIPTIONS_TTL = 5.0
-_subscriptions: tuple[float, dict[str, list[str]]] | None = None
+# event type -> project id -> [(endpoint id, channels or None for every channel)]
+Subscriptions = dict[str, dict[int, list[tuple[str, frozenset | None]]]]
+_subscriptions: tuple[float, Subscriptions] | None = None
 
 
 def endpoints_for_delivery(endpoint_ids: list[str]) -> dict[str, Endpoint]:
@@ -21,17 +23,44 @@ def endpoints_for_delivery(endpoint_ids: list[str]) -> dict[str, Endpoint]:
             for pk, url, secret, active, reason in rows}
 
 
-def subscriptions(*, now=time.monotonic) -> dict[str, list[str]]:
-    """Event type -> ids of active endpoints subscribed to it; cached for a few seconds per process,
-    so delivering a chunk costs no query when nobody listens."""
+def subscriptions(*, now=time.monotonic) -> Subscriptions:
+    """Event type -> project -> the active endpoints of that project subscribed to it, each with the
+    channels it hears of (None: all); cached for a few seconds per process, so delivering a chunk costs
+    no query when nobody listens."""
     global _subscriptions
     if _subscriptions is None or _subscriptions[0] < now():
-        table: dict[str, list[str]] = {}
-        for pk, events in WebhookEndpoint.objects.filter(active=True).values_list("id", "events"):
+        table: Subscriptions = {}
+        rows = WebhookEndpoint.objects.filter(active=True).values_list("id", "project_id", "events", "channels")
+        for pk, project_id, events, channels in rows:
             for event in events or []:
-                table.setdefault(event, []).append(str(pk))
+                table.setdefault(event, {}).setdefault(project_id, []).append(
+                    (str(pk), frozenset(channels) if channels else None))
         _subscriptions = (now() + _SUBSCRIPTIONS_TTL, table)
     return _subscriptions[1]
+
+
+def subscribed_endpoints(table: Subscriptions, event: str, *, project_id: int, channel: str) -> list[str]:
+    """Ids of the endpoints that hear of ``event`` for a notification of ``project_id`` on ``channel``."""
+    endpoints = table.get(event, {}).get(project_id)
+    if not endpoints:
+        return []
+    return [pk for pk, channels in endpoints if channels is None or channel in channels]
+
+
+def endpoints_owned(*, project_id: int, channels=None):
+    """The endpoints a key of ``project_id`` may see and change: its project's, and when the key is
+    restricted to ``channels``, only those that hear of no other channel."""
+    qs = WebhookEndpoint.objects.filter(project_id=project_id)
+    if channels:
+        qs = qs.filter(channels__contained_by=list(channels)).exclude(channels=[])
+    return qs
+
+
+def endpoint_owned(endpoint_id: str, *, project_id: int, channels=None) -> WebhookEndpoint | None:
+    from apps.notifications.selectors import parse_uuid
+
+    pk = parse_uuid(endpoint_id)
+    return endpoints_owned(project_id=project_id, channels=channels).filter(pk=pk).first() if pk else None
 
 
 def clear_cache() -> None:

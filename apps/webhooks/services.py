@@ -32,9 +32,14 @@ def _iso(value):
 
 
 def webhook_endpoint_create(*, url: str, events: list[str], description: str = "", api_key=None) -> WebhookEndpoint:
-    """A new endpoint; its ``secret`` attribute is returned once to the caller."""
+    """A new endpoint of ``api_key``'s project (no key: the default project), hearing of the channels the key
+    may use; its ``secret`` attribute is returned once to the caller."""
+    owner = {}
+    if api_key is not None:
+        owner = {"project_id": api_key.project_id, "channels": sorted(api_key.allowed_channels or [])}
     endpoint = WebhookEndpoint.objects.create(
         url=url, events=sorted(set(events)), description=description, secret=secret_generate(), api_key=api_key,
+        **owner,
     )
     selectors.clear_cache()
     return endpoint
@@ -75,17 +80,18 @@ def event_payload(event: str, notification: Notification, *, at, **overrides: An
     return {"type": event, "timestamp": _iso(at), "data": data}
 
 
-def webhook_deliveries_create(events: Iterable[tuple[str, dict, str]], *, now=None) -> list[Notification]:
-    """Insert one ``webhook`` notification per (endpoint id, payload, event) and publish after commit.
+def webhook_deliveries_create(events: Iterable[tuple[str, dict, str, int]], *, now=None) -> list[Notification]:
+    """Insert one ``webhook`` notification per (endpoint id, payload, event, project id) and publish after
+    commit. A delivery belongs to its endpoint's project (the project of the notification it tells of).
 
     Runs inside the caller's transaction. Webhook deliveries skip acceptance
     policy (preferences and quiet hours are about people, not endpoints).
     """
     now = now or timezone.now()
     rows, first_events = [], []
-    for endpoint_id, payload, event in events:
+    for endpoint_id, payload, event, project_id in events:
         row = Notification(
-            channel=Channel.WEBHOOK, to=endpoint_id, category="transactional",
+            channel=Channel.WEBHOOK, to=endpoint_id, category="transactional", project_id=project_id,
             priority=settings.NOTIFIER_WEBHOOK_PRIORITY, status=Status.QUEUED, queued_at=now,
             content={"body": json.dumps(payload, separators=(",", ":"), sort_keys=True),
                      "data": {"event": event, "notification_id": payload["data"]["id"]}},
@@ -110,15 +116,16 @@ def webhook_events_emit(*, event: str, notification_ids: list, now=None) -> int:
     For status changes made outside the worker (an inbox read, a provider's
     delivery receipt). Call it inside the transaction that changes the status.
     """
-    endpoint_ids = selectors.subscriptions().get(event)
-    if not endpoint_ids or not notification_ids:
+    table = selectors.subscriptions()
+    if event not in table or not notification_ids:
         return 0
     now = now or timezone.now()
     notifications = (Notification.objects.filter(id__in=list(notification_ids))
                      .exclude(channel=Channel.WEBHOOK).select_related("recipient"))
     deliveries = [
-        (endpoint_id, event_payload(event, n, at=now), event)
-        for n in notifications for endpoint_id in endpoint_ids
+        (endpoint_id, event_payload(event, n, at=now), event, n.project_id)
+        for n in notifications
+        for endpoint_id in selectors.subscribed_endpoints(table, event, project_id=n.project_id, channel=n.channel)
     ]
     return len(webhook_deliveries_create(deliveries, now=now))
 

@@ -270,3 +270,35 @@ def test_a_duplicate_preference_on_its_own_page_is_a_form_error_not_a_crash(staf
     response = staff.post("/admin/recipients/preference/add/", data)
     assert response.status_code == 200
     assert Preference.objects.count() == 1
+
+
+# --- projects and API keys --------------------------------------------------------------
+def test_the_api_key_admin_shows_and_changes_a_keys_project(staff):
+    from apps.apikeys.models import Project
+    from apps.apikeys.services import api_key_create
+
+    key = api_key_create(name="shop").api_key
+    other = Project.objects.create(slug="shop-eu", name="Shop EU")
+    listing = staff.get("/admin/apikeys/apikey/")
+    assert listing.status_code == 200 and b"default" in listing.content
+    page = staff.get(f"/admin/apikeys/apikey/{key.pk}/change/")
+    data = form_data(page)
+    assert data["project"] == key.project_id
+    data["project"] = str(other.pk)
+    assert_saved(staff.post(f"/admin/apikeys/apikey/{key.pk}/change/", data))
+    key.refresh_from_db()
+    assert key.project.slug == "shop-eu"
+    assert staff.get("/admin/apikeys/project/").status_code == 200
+
+
+def test_a_recipient_made_in_the_admin_gets_the_chosen_project_which_is_then_fixed(staff):
+    from apps.apikeys.models import Project
+
+    shop = Project.objects.create(slug="shop")
+    data = form_data(staff.get("/admin/recipients/recipient/add/"))
+    data.update({"project": str(shop.pk), "external_id": "user-42", "timezone": "UTC"})
+    assert_saved(staff.post("/admin/recipients/recipient/add/", data))
+    recipient = Recipient.objects.get(external_id="user-42")
+    assert recipient.project == shop
+    page = staff.get(f"/admin/recipients/recipient/{recipient.pk}/change/")
+    assert "project" not in page.context["adminform"].form.fields  # read-only once made

@@ -341,3 +341,36 @@ def test_an_accept_without_json_is_still_djangos_to_refuse(key, published, accep
     served = Served()
     status, _, _ = served.post("/api/v1/notifications/email/", EMAIL, key.raw, [(b"accept", accept)])
     assert (status, served.django_paths) == (406, ["/api/v1/notifications/email/"])
+
+
+def test_each_request_of_a_group_finds_its_recipient_in_its_own_keys_project(published, monkeypatch):
+    """Two projects' `user-42` in one group commit: one recipient query, each request gets its own."""
+    from apps.apikeys.services import project_get_or_create
+
+    groups = []
+    create_group = groupcommit.create_group
+    monkeypatch.setattr(groupcommit, "create_group", lambda tickets: (groups.append(len(tickets)),
+                                                                       create_group(tickets)))
+    keys = {}
+    for slug in ("project-a", "project-b"):
+        project, _ = project_get_or_create(slug)
+        Recipient.objects.create(project=project, external_id="user-42", email=f"{slug}@example.com")
+        keys[slug] = api_key_create(name=slug, project=project)
+    for issued in keys.values():
+        api_key_check(issued.raw)  # after every api_key_create: each one clears the process's key cache
+    Recipient.objects.create(project=project_get_or_create("project-a")[0], external_id="only-in-a",
+                             email="x@example.com")
+    served = Served()
+    body = {"recipient": "user-42", "subject": "s", "body": "b"}
+    requests = [("/api/v1/notifications/email/", body, keys[slug].raw) for slug in ("project-a", "project-b") * 10]
+    requests.append(("/api/v1/notifications/email/", {**body, "recipient": "only-in-a"}, keys["project-b"].raw))
+    answers = asyncio.run(served.post_many(requests))
+
+    assert [status for status, _, _ in answers[:-1]] == [202] * 20
+    assert answers[-1][0] == 400  # Django's answer: B has no recipient only-in-a
+    assert served.django_paths == ["/api/v1/notifications/email/"]
+    for (status, _, answer), (_, _, raw) in zip(answers[:-1], requests):
+        row = Notification.objects.select_related("recipient", "project").get(id=json.loads(answer)["id"])
+        slug = next(s for s, k in keys.items() if k.raw == raw)
+        assert (row.project.slug, row.recipient.email) == (slug, f"{slug}@example.com")
+    assert len(groups) < 21  # requests of both projects shared groups

@@ -81,3 +81,27 @@ def test_the_api_key_reference_has_no_foreign_key_check_but_deleting_a_key_clear
 
     notification.refresh_from_db()
     assert notification.api_key_id is None
+
+
+def test_the_create_paths_recipient_lookup_finds_the_project_and_external_id_index():
+    """One query per batch or group, keyed (project, external_id), as the unique index is."""
+    from django.db.models import Q
+
+    one = _plan(Recipient.objects.filter(project_id=1, external_id__in=["user-1", "user-2"]))
+    assert "recipient_project_external_id" in one
+    two = _plan(Recipient.objects.filter(Q(project_id=1, external_id__in=["user-1"]) |
+                                         Q(project_id=2, external_id__in=["user-1"])))
+    assert "recipient_project_external_id" in two
+
+
+def test_the_project_column_has_no_foreign_key_check_and_no_index_of_its_own():
+    """Every inserted notification would pay for either; reads find rows by id, recipient or group first."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = %s::regclass "
+            "AND conkey = ARRAY[(SELECT attnum FROM pg_attribute WHERE attrelid = %s::regclass "
+            "AND attname = 'project_id')]", [Notification._meta.db_table] * 2)
+        assert cursor.fetchone()[0] == 0
+        cursor.execute("SELECT count(*) FROM pg_indexes WHERE tablename = %s AND indexdef LIKE '%%project_id%%'",
+                       [Notification._meta.db_table])
+        assert cursor.fetchone()[0] == 0

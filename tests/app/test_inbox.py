@@ -200,15 +200,21 @@ def test_token_of_a_deleted_and_recreated_recipient_no_longer_opens_the_inbox(al
     assert client.get("/api/v1/recipients/alice/inbox/").status_code == status.HTTP_403_FORBIDDEN
 
 
-def test_token_endpoint_needs_a_write_scope_and_a_known_recipient(alice):
+def test_token_endpoint_needs_a_read_and_a_write_scope_and_a_known_recipient(alice):
+    """A token reads and updates the inbox: minting one takes a read scope as well as a write scope."""
     from apps.apikeys.services import api_key_create
 
     reader = APIClient()
     reader.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(name='r', scopes=['recipients:read']).raw}")
     assert reader.post("/api/v1/recipients/alice/token/", {}, format="json").status_code == 403
     assert reader.get("/api/v1/recipients/alice/inbox/").status_code == 200
+    write_only = APIClient()
+    write_only.credentials(
+        HTTP_AUTHORIZATION=f"Bearer {api_key_create(name='wo', scopes=['recipients:write']).raw}")
+    assert write_only.post("/api/v1/recipients/alice/token/", {}, format="json").status_code == 403
     writer = APIClient()
-    writer.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(name='w', scopes=['recipients:write']).raw}")
+    writer.credentials(HTTP_AUTHORIZATION="Bearer " + api_key_create(
+        name='w', scopes=['recipients:read', 'recipients:write']).raw)
     assert writer.post("/api/v1/recipients/alice/token/", {}, format="json").status_code == 200
     assert writer.post("/api/v1/recipients/nobody/token/", {}, format="json").status_code == 404
     response = writer.post("/api/v1/recipients/alice/token/", {"ttl_seconds": "x"}, format="json")

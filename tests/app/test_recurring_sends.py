@@ -3,7 +3,7 @@ import json
 
 import pytest
 from django.conf import settings
-from django_celery_beat.models import CrontabSchedule, PeriodicTask
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 from django_celery_beat.schedulers import ModelEntry
 from rest_framework import status
 from rest_framework.test import APIClient
@@ -270,3 +270,25 @@ def test_the_beat_entries_survive_conversion_to_database_schedule_rows():
         assert row.expire_seconds and row.expire_seconds >= row.interval.every
         assert row.queue == settings.PRIORITY_QUEUES["high"]
         assert model_entry.options["expires"] == row.expire_seconds
+
+
+def test_a_recurring_send_made_in_the_admin_belongs_to_the_project_chosen_there(admin_client):
+    from apps.apikeys.models import Project
+    from apps.schedules.models import RecurringSendOwner
+    from tests.app.test_admin import form_data
+
+    shop = Project.objects.create(slug="shop")
+    interval = IntervalSchedule.objects.create(every=3600, period=IntervalSchedule.SECONDS)
+    data = form_data(admin_client.get("/admin/django_celery_beat/periodictask/add/"))
+    data.update({"name": "shop digest", "regtask": TASK_NAME, "task": TASK_NAME, "interval": str(interval.pk),
+                 "kwargs": json.dumps({"channel": "sms", "to": ["+12025550123"], "body": "b"}),
+                 "notifier_owner-TOTAL_FORMS": "1", "notifier_owner-0-project": str(shop.pk)})
+    response = admin_client.post("/admin/django_celery_beat/periodictask/add/", data)
+    assert response.status_code == 302, response.context and response.context["adminform"].form.errors
+    owner = RecurringSendOwner.objects.get(periodic_task__name="shop digest")
+    assert (owner.project, owner.channel) == (shop, "sms")
+
+    data.update({"name": "default digest", "notifier_owner-TOTAL_FORMS": "0"})
+    data.pop("notifier_owner-0-project")
+    assert admin_client.post("/admin/django_celery_beat/periodictask/add/", data).status_code == 302
+    assert RecurringSendOwner.objects.get(periodic_task__name="default digest").project.slug == "default"

@@ -25,13 +25,16 @@ _TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 
 
 def _recipient(request, external_id: str):
-    """The recipient in the URL; a recipient token must have been minted for this very row."""
+    """The recipient in the URL: the API key's project's, or the very row a recipient token was minted for."""
     from apps.recipients.models import Recipient
 
-    recipient = Recipient.objects.filter(external_id=external_id).only("id", "external_id").first()
-    if recipient is not None and isinstance(request.auth, RecipientToken) and request.auth.recipient_id != recipient.pk:
-        raise PermissionDenied("This recipient token is for another recipient's inbox.")
-    return recipient
+    recipients = Recipient.objects.filter(external_id=external_id).only("id", "external_id", "project_id")
+    if isinstance(request.auth, RecipientToken):
+        recipient = recipients.filter(pk=request.auth.recipient_id).first()
+        if recipient is None and recipients.exists():
+            raise PermissionDenied("This recipient token is for another recipient's inbox.")
+        return recipient
+    return recipients.filter(project_id=request.auth.project_id).first()
 
 
 def _flag(params, name: str, *, allow_all: bool = False, default=None):
@@ -132,12 +135,17 @@ class InboxReadAllView(_InboxView):
 
 
 class RecipientTokenView(APIView):
-    """POST /api/v1/recipients/{external_id}/token/ (API key): a short-lived token for that inbox."""
+    """POST /api/v1/recipients/{external_id}/token/ (API key): a short-lived token for that inbox.
+
+    The token reads and updates the inbox, so minting one takes what doing both with the key takes: one
+    of the read scopes and one of the write scopes (a write-only key cannot read the inbox through a
+    token), and a key that may use in_app notifications."""
 
     authentication_classes = [ApiKeyOrRecipientTokenAuthentication]
     permission_classes = [InboxAccess]
     allow_recipient_token = False
     api_key_scopes = {"POST": WRITE_SCOPES}
+    api_key_all_of = {"POST": (READ_SCOPES, WRITE_SCOPES)}
 
     @extend_schema(operation_id="recipient_token_create", request=TokenInputSerializer,
                    responses={200: TokenOutputSerializer})

@@ -42,6 +42,13 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
 )
 
 
+def key_owner(request) -> dict:
+    """What the request's API key may see: ``project_id`` and ``channels`` (its ``allowed_channels``; empty:
+    every channel), as the selectors and writes take them. Another owner's objects are not found (404)."""
+    key = request.auth
+    return {"project_id": key.project_id, "channels": key.allowed_channels or None}
+
+
 def _location(notification) -> str:
     return f"/api/v1/notifications/{notification.id}/"
 
@@ -126,7 +133,7 @@ class NotificationResourceView(APIView):
             raise PermissionDenied(f"This API key may not send {channel} notifications.")
         # Same result as NotificationInputSerializer(data=..., context={"channel": channel}), without
         # building the serializer's fields on every request (see batch.ItemValidator).
-        spec = validate_notification(channel=channel, data=request.data)
+        spec = validate_notification(channel=channel, data=request.data, project_id=request.auth.project_id)
         notification = notification_create_single(spec=spec, api_key=request.auth)
         body = accepted_body(notification)
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": _location(notification)})
@@ -135,9 +142,10 @@ class NotificationResourceView(APIView):
         operation_id="notifications_retrieve",
         parameters=[OpenApiParameter("key", str, OpenApiParameter.PATH, description="The notification id.")],
         responses={200: NotificationDetailSerializer},
+        description="One of the key's project's notifications, of a channel the key may use; any other: 404.",
     )
     def get(self, request, key: str):
-        notification = notification_get(key)
+        notification = notification_get(key, **key_owner(request))
         if notification is None:
             return not_found_response()
         return Response(NotificationDetailSerializer(notification).data)
@@ -162,14 +170,14 @@ class NotificationResourceView(APIView):
             raise ValidationError({name: ["Only scheduled_for can be changed."] for name in extra})
         try:
             notification_reschedule(notification_id=notification_id,
-                                    scheduled_for=serializer.validated_data["scheduled_for"])
+                                    scheduled_for=serializer.validated_data["scheduled_for"], **key_owner(request))
         except ValueError as exc:
             raise ValidationError({"scheduled_for": [str(exc)]}) from exc
         except NotFound:
             return not_found_response()
         except Conflict as exc:
             raise StatusConflict(str(exc)) from exc
-        return Response(NotificationDetailSerializer(notification_get(key)).data)
+        return Response(NotificationDetailSerializer(notification_get(key, **key_owner(request))).data)
 
 
 class StatusConflict(APIException):
@@ -184,22 +192,26 @@ class NotificationCancelView(APIView):
     required_scope = "notifications:write"
 
     @extend_schema(operation_id="notifications_cancel", request=None,
-                   responses={200: NotificationDetailSerializer})
+                   responses={200: NotificationDetailSerializer},
+                   description="Cancel one of the key's project's notifications that has not started sending "
+                               "(409 otherwise); another project's, or of a channel the key may not use: 404.")
     def post(self, request, key: str):
         notification_id = parse_uuid(key)
         if notification_id is None:
             return not_found_response()
         try:
-            notification_cancel(notification_id=notification_id, detail="cancelled through the API")
+            notification_cancel(notification_id=notification_id, detail="cancelled through the API",
+                                **key_owner(request))
         except NotFound:
             return not_found_response()
         except Conflict as exc:
             raise StatusConflict(str(exc)) from exc
-        return Response(NotificationDetailSerializer(notification_get(key)).data)
+        return Response(NotificationDetailSerializer(notification_get(key, **key_owner(request))).data)
 
 
 class NotificationGroupCancelView(APIView):
-    """POST /api/v1/notifications/cancel/ {"group_key"}: cancel a whole group that has not started sending."""
+    """POST /api/v1/notifications/cancel/ {"group_key"}: cancel a whole group that has not started sending
+    (the key's project's notifications of that group, of the channels the key may use)."""
 
     required_scope = "notifications:write"
 
@@ -215,12 +227,13 @@ class NotificationGroupCancelView(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         group_key = serializer.validated_data["group_key"]
-        cancelled = notifications_cancel_group(group_key=group_key)
+        cancelled = notifications_cancel_group(group_key=group_key, **key_owner(request))
         return Response({"group_key": group_key, "cancelled": cancelled})
 
 
 class NotificationListView(APIView):
-    """GET /api/v1/notifications/?status=&channel=&recipient=&category=."""
+    """GET /api/v1/notifications/?status=&channel=&recipient=&category=: the key's project's notifications
+    of the channels the key may use."""
 
     required_scope = "notifications:read"
 
@@ -238,7 +251,8 @@ class NotificationListView(APIView):
     def get(self, request):
         params = request.query_params
         qs = notification_list(status=params.get("status"), channel=params.get("channel"),
-                               recipient=params.get("recipient"), category=params.get("category"))
+                               recipient=params.get("recipient"), category=params.get("category"),
+                               **key_owner(request))
         paginator = IdCursorPagination()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(NotificationListItemSerializer(page, many=True).data)

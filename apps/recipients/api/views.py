@@ -1,4 +1,8 @@
-"""Recipients, their devices and their preferences. Thin views: logic in services and selectors."""
+"""Recipients, their devices and their preferences. Thin views: logic in services and selectors.
+
+Every recipient belongs to a project: a key sees and changes its own project's recipients only; an
+external id of another project is not found (404), and a PUT makes the key's project its own.
+"""
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
@@ -30,7 +34,7 @@ class RecipientView(APIView):
 
     @extend_schema(operation_id="recipients_retrieve", responses={200: RecipientOutputSerializer})
     def get(self, request, external_id: str):
-        recipient = recipient_get(external_id)
+        recipient = recipient_get(external_id, project_id=request.auth.project_id)
         if recipient is None:
             return not_found_response()
         return Response(RecipientOutputSerializer(recipient).data)
@@ -47,13 +51,14 @@ class RecipientView(APIView):
         if given is not None and given != external_id:
             return Response({"errors": {"external_id": ["Does not match the URL."]}},
                             status=status.HTTP_400_BAD_REQUEST)
-        recipient, created = recipient_upsert(external_id=external_id, data=serializer.validated_data)
+        recipient, created = recipient_upsert(external_id=external_id, data=serializer.validated_data,
+                                              project_id=request.auth.project_id)
         return Response(RecipientOutputSerializer(recipient).data,
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(operation_id="recipients_destroy", responses={204: None})
     def delete(self, request, external_id: str):
-        recipient = recipient_get(external_id)
+        recipient = recipient_get(external_id, project_id=request.auth.project_id)
         if recipient is None:
             return not_found_response()
         recipient_erase(recipient=recipient)
@@ -67,7 +72,7 @@ class DeviceListView(APIView):
 
     @extend_schema(operation_id="recipients_devices_list", responses={200: DeviceOutputSerializer(many=True)})
     def get(self, request, external_id: str):
-        recipient = recipient_get(external_id)
+        recipient = recipient_get(external_id, project_id=request.auth.project_id)
         if recipient is None:
             return not_found_response()
         return Response({"results": DeviceOutputSerializer(device_list(recipient), many=True).data, "next": None})
@@ -75,7 +80,7 @@ class DeviceListView(APIView):
     @extend_schema(operation_id="recipients_devices_create", request=DeviceInputSerializer,
                    responses={201: DeviceOutputSerializer})
     def post(self, request, external_id: str):
-        recipient = recipient_get(external_id)
+        recipient = recipient_get(external_id, project_id=request.auth.project_id)
         if recipient is None:
             return not_found_response()
         serializer = DeviceInputSerializer(data=request.data)
@@ -90,20 +95,20 @@ class DeviceView(APIView):
 
     required_scopes = {"GET": READ, "HEAD": READ, "DELETE": WRITE}
 
-    def _device(self, external_id: str, device_id: str):
-        recipient = recipient_get(external_id)
+    def _device(self, request, external_id: str, device_id: str):
+        recipient = recipient_get(external_id, project_id=request.auth.project_id)
         return device_get(recipient, device_id) if recipient is not None else None
 
     @extend_schema(operation_id="recipients_devices_retrieve", responses={200: DeviceOutputSerializer})
     def get(self, request, external_id: str, device_id: str):
-        device = self._device(external_id, device_id)
+        device = self._device(request, external_id, device_id)
         if device is None:
             return not_found_response()
         return Response(DeviceOutputSerializer(device).data)
 
     @extend_schema(operation_id="recipients_devices_destroy", responses={204: None})
     def delete(self, request, external_id: str, device_id: str):
-        device = self._device(external_id, device_id)
+        device = self._device(request, external_id, device_id)
         if device is None:
             return not_found_response()
         device_delete(device=device)
@@ -117,7 +122,7 @@ class PreferencesView(APIView):
 
     @extend_schema(operation_id="recipients_preferences_retrieve", responses={200: PreferencesOutputSerializer})
     def get(self, request, external_id: str):
-        recipient = recipient_get(external_id)
+        recipient = recipient_get(external_id, project_id=request.auth.project_id)
         if recipient is None:
             return not_found_response()
         return Response(preferences_document(recipient))
@@ -125,7 +130,7 @@ class PreferencesView(APIView):
     @extend_schema(operation_id="recipients_preferences_update", request=PreferencesInputSerializer,
                    responses={200: PreferencesOutputSerializer})
     def put(self, request, external_id: str):
-        recipient = recipient_get(external_id)
+        recipient = recipient_get(external_id, project_id=request.auth.project_id)
         if recipient is None:
             return not_found_response()
         serializer = PreferencesInputSerializer(data=request.data)

@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.notifications.api.errors import not_found_response
-from apps.notifications.api.views import IdCursorPagination
+from apps.notifications.api.views import IdCursorPagination, key_owner
 
 from ..selectors import recurring_send_get, recurring_send_list
 from ..services import recurring_send_create, recurring_send_delete
@@ -13,14 +13,15 @@ from .serializers import SCHEDULE_FIELDS, ScheduleInputSerializer, ScheduleOutpu
 
 
 class ScheduleListView(APIView):
-    """GET /api/v1/schedules/ lists recurring sends; POST creates one."""
+    """GET /api/v1/schedules/ lists the key's project's recurring sends (of the channels the key may use);
+    POST creates one of its project. Another project's recurring send is not found (404)."""
 
     required_scopes = {"GET": "notifications:read", "POST": "notifications:write"}
 
     @extend_schema(operation_id="schedules_list", responses={200: ScheduleOutputSerializer(many=True)})
     def get(self, request):
         paginator = IdCursorPagination()
-        page = paginator.paginate_queryset(recurring_send_list(), request, view=self)
+        page = paginator.paginate_queryset(recurring_send_list(**key_owner(request)), request, view=self)
         return paginator.get_paginated_response(ScheduleOutputSerializer(page, many=True).data)
 
     @extend_schema(operation_id="schedules_create", request=ScheduleInputSerializer,
@@ -40,7 +41,7 @@ class ScheduleListView(APIView):
             timezone_name=data.get("timezone"), name=data.get("name", ""), description=data["description"],
             enabled=data["enabled"], start_at=data.get("start_at"), end_at=data.get("end_at"), api_key=request.auth,
         )
-        body = ScheduleOutputSerializer(recurring_send_get(periodic_task.pk)).data
+        body = ScheduleOutputSerializer(recurring_send_get(periodic_task.pk, **key_owner(request))).data
         return Response(body, status=status.HTTP_201_CREATED,
                         headers={"Location": f"/api/v1/schedules/{periodic_task.pk}/"})
 
@@ -52,14 +53,14 @@ class ScheduleDetailView(APIView):
 
     @extend_schema(operation_id="schedules_retrieve", responses={200: ScheduleOutputSerializer})
     def get(self, request, schedule_id: str):
-        periodic_task = recurring_send_get(schedule_id)
+        periodic_task = recurring_send_get(schedule_id, **key_owner(request))
         if periodic_task is None:
             return not_found_response()
         return Response(ScheduleOutputSerializer(periodic_task).data)
 
     @extend_schema(operation_id="schedules_destroy", responses={204: None})
     def delete(self, request, schedule_id: str):
-        periodic_task = recurring_send_get(schedule_id)
+        periodic_task = recurring_send_get(schedule_id, **key_owner(request))
         if periodic_task is None:
             return not_found_response()
         recurring_send_delete(periodic_task=periodic_task)

@@ -1,4 +1,10 @@
-"""/api/v1/webhooks/endpoints/: register, list, read, delete and re-enable outbound webhook endpoints."""
+"""/api/v1/webhooks/endpoints/: register, list, read, delete and re-enable outbound webhook endpoints.
+
+An endpoint belongs to the registering key's project and hears only of that project's notifications, of
+the channels the key may use. Keys see and change only their project's endpoints (a key restricted to
+some channels: only endpoints restricted to those); any other is not found (404). Registering one takes
+``notifications:read`` as well as ``notifications:write``: an endpoint receives the notifications' data.
+"""
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -6,21 +12,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.notifications.api.errors import not_found_response
-from apps.notifications.api.views import IdCursorPagination
-from apps.notifications.selectors import parse_uuid
+from apps.notifications.api.views import IdCursorPagination, key_owner
 
-from ..models import WebhookEndpoint
+from ..selectors import endpoint_owned, endpoints_owned
 from ..services import webhook_endpoint_create, webhook_endpoint_delete, webhook_endpoint_enable
 from .serializers import EndpointCreatedSerializer, EndpointInputSerializer, EndpointSerializer
 
 
-def _endpoint(endpoint_id: str):
-    pk = parse_uuid(endpoint_id)
-    return WebhookEndpoint.objects.filter(pk=pk).first() if pk else None
+def _endpoint(request, endpoint_id: str):
+    return endpoint_owned(endpoint_id, **key_owner(request))
 
 
 class EndpointListView(APIView):
-    required_scopes = {"GET": "notifications:read", "POST": "notifications:write"}
+    required_scopes = {"GET": "notifications:read", "POST": ("notifications:read", "notifications:write")}
 
     @extend_schema(operation_id="webhook_endpoints_create", request=EndpointInputSerializer,
                    responses={201: EndpointCreatedSerializer})
@@ -37,7 +41,7 @@ class EndpointListView(APIView):
     @extend_schema(operation_id="webhook_endpoints_list", responses={200: EndpointSerializer(many=True)})
     def get(self, request):
         paginator = IdCursorPagination()
-        page = paginator.paginate_queryset(WebhookEndpoint.objects.all(), request, view=self)
+        page = paginator.paginate_queryset(endpoints_owned(**key_owner(request)), request, view=self)
         return paginator.get_paginated_response(EndpointSerializer(page, many=True).data)
 
 
@@ -46,14 +50,14 @@ class EndpointDetailView(APIView):
 
     @extend_schema(operation_id="webhook_endpoints_retrieve", responses={200: EndpointSerializer})
     def get(self, request, endpoint_id: str):
-        endpoint = _endpoint(endpoint_id)
+        endpoint = _endpoint(request, endpoint_id)
         if endpoint is None:
             return not_found_response()
         return Response(EndpointSerializer(endpoint).data)
 
     @extend_schema(operation_id="webhook_endpoints_destroy", responses={204: None})
     def delete(self, request, endpoint_id: str):
-        endpoint = _endpoint(endpoint_id)
+        endpoint = _endpoint(request, endpoint_id)
         if endpoint is None:
             return not_found_response()
         webhook_endpoint_delete(endpoint=endpoint)
@@ -66,7 +70,7 @@ class EndpointEnableView(APIView):
     @extend_schema(operation_id="webhook_endpoints_enable", request=None, responses={200: EndpointSerializer})
     def post(self, request, endpoint_id: str):
         """Re-enable an endpoint that was disabled after failing, and reset its failure streak."""
-        endpoint = _endpoint(endpoint_id)
+        endpoint = _endpoint(request, endpoint_id)
         if endpoint is None:
             return not_found_response()
         return Response(EndpointSerializer(webhook_endpoint_enable(endpoint=endpoint)).data)
