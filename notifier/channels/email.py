@@ -129,9 +129,11 @@ class SmtpEmailProvider(Provider):
         a chunk has to fit the worker's deadline (``NOTIFIER_CHUNK_DEADLINE``).
         """
         messages = list(messages)
-        sessions = min(self.connections, len(messages))
-        if sessions <= 1:
+        if self.connections <= 1:
             return self._send_on_one_connection(messages)
+        # Through the pool even for one message: the process never holds more than `connections`
+        # sessions, however many worker threads call at once.
+        sessions = max(1, min(self.connections, len(messages)))
         shares = [messages[start::sessions] for start in range(sessions)]
         results: list[str | ProviderError] = [None] * len(messages)  # type: ignore[list-item]
         for start, share_results in enumerate(self._pool().map(self._send_on_one_connection, shares)):
