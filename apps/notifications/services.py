@@ -213,9 +213,12 @@ def publisher_drain(timeout: float = 10.0) -> bool:
     return _publisher.drain(timeout) if _publisher is not None else True
 
 
-def _publish_or_mark_due(items: list[tuple[Any, str]]) -> None:
+def _publish_or_mark_due(items: list[tuple[Any, str]], *, chunk_size: int | None = None) -> None:
     try:
-        publish_deliveries(items)
+        if chunk_size is None:
+            publish_deliveries(items)
+        else:  # a worker's unsent rest, in smaller chunks (delivery.deliver_chunk)
+            publish_deliveries(items, chunk_size=chunk_size)
     except Exception:  # noqa: BLE001 - the row is safe in PostgreSQL; the dispatcher republishes it
         logger.exception("publish failed for %d notifications; the dispatcher will republish them", len(items))
         try:
@@ -226,7 +229,7 @@ def _publish_or_mark_due(items: list[tuple[Any, str]]) -> None:
 
 
 def notifications_requeue(*, ids: Iterable[Any], detail: str) -> int:
-    """Give failed notifications a fresh retry budget and put them back on their queues.
+    """Give failed notifications a fresh retry budget (and claim-timeout count) and put them back on their queues.
 
     Their attempts and events are kept. Returns how many were requeued.
     """
@@ -240,7 +243,7 @@ def notifications_requeue(*, ids: Iterable[Any], detail: str) -> int:
         if not rows:
             return 0
         Notification.objects.filter(id__in=[i for i, *_ in rows]).update(
-            status=Status.QUEUED, attempts_at_replay=F("attempts"), next_attempt_at=None, queued_at=now,
+            status=Status.QUEUED, attempts_at_replay=F("attempts"), claim_timeouts=0, next_attempt_at=None, queued_at=now,
             claimed_at=None, updated_at=now,
         )
         NotificationEvent.objects.bulk_create(
