@@ -6,6 +6,7 @@ import smtplib
 import socket
 import threading
 from email.utils import make_msgid
+from functools import partial
 
 from django.core.mail import EmailMultiAlternatives, get_connection
 
@@ -122,33 +123,13 @@ class SmtpEmailProvider(Provider):
             raise result
         return result
 
-    def send_many(self, messages):
-        """Send over up to ``connections`` SMTP sessions at once, each carrying its share in order.
-
-        A relay that takes half a second to accept each message gives 2 messages/s per session;
-        a chunk has to fit the worker's deadline (``NOTIFIER_CHUNK_DEADLINE``).
-        """
+    def send_many(self, messages, *, one_session: bool = False):
+        """Send over up to ``connections`` SMTP sessions at once (``_over_sessions``), or with
+        ``one_session`` over one, in order: a relay that takes half a second to accept each message
+        gives 2 messages/s per session, and a chunk has to fit the worker's deadline."""
         messages = list(messages)
-        if self.connections <= 1:
-            return self._send_on_one_connection(messages)
-        # Through the pool even for one message: the process never holds more than `connections`
-        # sessions, however many worker threads call at once.
-        sessions = max(1, min(self.connections, len(messages)))
-        shares = [messages[start::sessions] for start in range(sessions)]
-        results: list[str | ProviderError] = [None] * len(messages)  # type: ignore[list-item]
-        for start, share_results in enumerate(self._pool().map(self._send_on_one_connection, shares)):
-            results[start::sessions] = share_results
-        return results
-
-    def _pool(self):
-        with self._pool_lock:
-            if self._executor is None:
-                from concurrent.futures import ThreadPoolExecutor
-
-                self._executor = ThreadPoolExecutor(self.connections, thread_name_prefix=f"{self.name}-session")
-            return self._executor
-
-    def _send_on_one_connection(self, messages: list[Message]) -> list[str | ProviderError]:
+        if self.connections > 1 and not one_session:
+            return self._over_sessions(messages)
         results: list[str | ProviderError] = []
         connection = None
         for position, message in enumerate(messages):
@@ -178,6 +159,26 @@ class SmtpEmailProvider(Provider):
                     connection = None
         _close_quietly(connection)
         return results
+
+    def _over_sessions(self, messages: list[Message]) -> list[str | ProviderError]:
+        """Share ``messages`` among up to ``connections`` sessions of the process's pool, each carrying
+        its share in order; the results in the messages' order. Through the pool even for one message:
+        the process never holds more than ``connections`` sessions, however many threads call at once."""
+        sessions = max(1, min(self.connections, len(messages)))
+        shares = [messages[start::sessions] for start in range(sessions)]
+        results: list[str | ProviderError] = [None] * len(messages)  # type: ignore[list-item]
+        send = partial(self.send_many, one_session=True)
+        for start, share_results in enumerate(self._pool().map(send, shares)):
+            results[start::sessions] = share_results
+        return results
+
+    def _pool(self):
+        with self._pool_lock:
+            if self._executor is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._executor = ThreadPoolExecutor(self.connections, thread_name_prefix=f"{self.name}-session")
+            return self._executor
 
     def close(self) -> None:
         with self._pool_lock:

@@ -118,12 +118,12 @@ class SmtpSink:
         message = email.message_from_bytes(content, policy=email.policy.default)
         with self._lock:
             self.messages.append(message)
-        if self.on_message is not None:
-            self.on_message(message)
         if self.directory:
             self.directory.mkdir(parents=True, exist_ok=True)
             name = f"{time.strftime('%Y%m%dT%H%M%S')}-{next(self._counter):06d}.eml"
             (self.directory / name).write_bytes(content)
+        if self.on_message is not None:
+            self.on_message(message)
 
     def by_notification(self) -> dict[str, list[email.message.EmailMessage]]:
         grouped: dict[str, list] = {}
