@@ -621,6 +621,8 @@ def _observe_results(results: list[Result], now: datetime) -> None:
 def _dead_letter(letters: list[dict]) -> None:
     try:
         publish_dead_letters(letters)
+    except INTERRUPTS:
+        raise
     except Exception:  # noqa: BLE001 - the rows are `failed` in PostgreSQL; `replay --status failed` finds them
         logger.exception("could not publish %d dead letters", len(letters))
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from notifier import metrics
 from notifier.ids import uuid7_many
+from notifier.interrupts import INTERRUPTS
 
 from . import bulk, policy
 from .models import Notification, NotificationEvent, Status
@@ -219,13 +220,17 @@ def _publish_or_mark_due(items: list[tuple[Any, str]], *, chunk_size: int | None
             publish_deliveries(items)
         else:  # a worker's unsent rest, in smaller chunks (delivery.deliver_chunk)
             publish_deliveries(items, chunk_size=chunk_size)
-    except Exception:  # noqa: BLE001 - the row is safe in PostgreSQL; the dispatcher republishes it
+    except Exception as exc:  # noqa: BLE001 - the row is safe in PostgreSQL; the dispatcher republishes it
         logger.exception("publish failed for %d notifications; the dispatcher will republish them", len(items))
         try:
             Notification.objects.filter(id__in=[i for i, _ in items], status=Status.QUEUED).update(
                 next_attempt_at=timezone.now())
+        except INTERRUPTS:
+            raise
         except Exception:  # noqa: BLE001 - then the sweep finds them by queued_at
             logger.exception("could not mark unpublished notifications as due")
+        if isinstance(exc, INTERRUPTS):
+            raise  # a worker's task time is up (notifier.interrupts), its rows marked due all the same
 
 
 def notifications_requeue(*, ids: Iterable[Any], detail: str) -> int:

@@ -154,3 +154,18 @@ def test_the_chunk_deadline_is_at_most_half_of_each_time_limit(settings):
     settings.CELERY_TASK_SOFT_TIME_LIMIT = settings.CELERY_TASK_TIME_LIMIT = None
     settings.NOTIFIER_CLAIM_TIMEOUT = 30
     assert delivery.chunk_deadline() == 15
+
+
+def test_a_soft_time_limit_while_republishing_marks_the_rows_due_and_is_raised(purge_queues, monkeypatch):
+    """The dispatcher then publishes them within a second, instead of the sweep after NOTIFIER_REQUEUE_AFTER."""
+    from apps.notifications import services
+
+    ids = _emails(4)
+
+    def interrupted(items, **kwargs):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(services, "publish_deliveries", interrupted)
+    with pytest.raises(SoftTimeLimitExceeded):
+        services._publish_or_mark_due([(i, "normal") for i in ids], chunk_size=2)
+    assert Notification.objects.filter(id__in=ids, next_attempt_at__isnull=False).count() == 4
