@@ -248,8 +248,8 @@ def notifications_requeue(*, ids: Iterable[Any], detail: str) -> int:
         if not rows:
             return 0
         Notification.objects.filter(id__in=[i for i, *_ in rows]).update(
-            status=Status.QUEUED, attempts_at_replay=F("attempts"), claim_timeouts=0, next_attempt_at=None, queued_at=now,
-            claimed_at=None, updated_at=now,
+            status=Status.QUEUED, attempts_at_replay=F("attempts"), next_attempt_at=None, queued_at=now,
+            claimed_at=None, updated_at=now, claim_timeouts=0,
         )
         NotificationEvent.objects.bulk_create(
             [NotificationEvent(notification_id=i, status=Status.QUEUED, at=now, detail=detail) for i, *_ in rows]
