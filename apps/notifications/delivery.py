@@ -418,23 +418,21 @@ def _send(rows: list[Notification], sendable: dict[str, list[tuple[Notification,
         # Celery's soft time limit: keep what is known, give back what was never handed over.
         rest = not_handed_over()
         try:
+            write()
             with transaction.atomic():
-                write()
                 _put_back(rest, claimed_at, "put back: the task's soft time limit struck before it was sent")
         except Exception:  # noqa: BLE001 - the rows stay `sending`; the sweep puts them back
             logger.exception("could not record a timed-out chunk; the sweep will put its rows back")
         raise
+    write()
     rest = not_handed_over()
     if rest:
-        with transaction.atomic():
-            write()
+        with transaction.atomic():  # the rows and their events, then (on commit) the publish
             counts[Status.QUEUED] += _put_back(
                 rest, claimed_at, f"put back: the chunk's deadline ({allowed:.3g}s) passed before it was sent; "
                                   f"republished in smaller chunks")
         logger.warning("chunk deadline: %d of %d notifications put back and republished in two chunks",
                        len(rest), len(rows))
-    else:
-        write()
     return dict(counts)
 
 
