@@ -182,6 +182,15 @@ NOTIFIER_RETRY_BACKOFF_MAX = env_float("NOTIFIER_RETRY_BACKOFF_MAX", 300.0)
 NOTIFIER_CLAIM_TIMEOUT = env_float("NOTIFIER_CLAIM_TIMEOUT", 330.0)
 # A row left `queued` this long with no claim is republished (its message was lost).
 NOTIFIER_REQUEUE_AFTER = env_float("NOTIFIER_REQUEUE_AFTER", 600.0)
+# A row whose claim timed out this many times (its worker died or hung each time) is `failed` and
+# dead-lettered instead of being put back again.
+NOTIFIER_MAX_CLAIM_TIMEOUTS = env_int("NOTIFIER_MAX_CLAIM_TIMEOUTS", 3)
+# A worker stops handing a chunk's notifications to providers after this many seconds (at most half
+# of the task's soft and hard time limits and of NOTIFIER_CLAIM_TIMEOUT), records what it sent and
+# republishes the rest in two smaller chunks. The only limit under a pool without time limits (threads).
+NOTIFIER_CHUNK_DEADLINE = env_float("NOTIFIER_CHUNK_DEADLINE", 60.0)
+if NOTIFIER_CHUNK_DEADLINE <= 0 or NOTIFIER_MAX_CLAIM_TIMEOUTS < 1:
+    raise ImproperlyConfigured("NOTIFIER_CHUNK_DEADLINE must be > 0 and NOTIFIER_MAX_CLAIM_TIMEOUTS >= 1")
 NOTIFIER_DISPATCH_INTERVAL = env_float("NOTIFIER_DISPATCH_INTERVAL", 1.0)
 NOTIFIER_SWEEP_INTERVAL = env_float("NOTIFIER_SWEEP_INTERVAL", 30.0)
 NOTIFIER_CHUNK_SIZE = env_int("NOTIFIER_CHUNK_SIZE", 1000)
@@ -226,6 +235,10 @@ WEBPUSH_TTL = env_int("WEBPUSH_TTL", 86400)
 NOTIFIER_PUSH_ALLOW_PRIVATE = env_bool("NOTIFIER_PUSH_ALLOW_PRIVATE", False)
 NOTIFIER_PROVIDER_TIMEOUT = env_float("NOTIFIER_PROVIDER_TIMEOUT", 10.0)
 NOTIFIER_PROVIDER_CONCURRENCY = env_int("NOTIFIER_PROVIDER_CONCURRENCY", 8)
+# SMTP sessions a worker process holds open at once to each relay (a chunk's mail is shared among them).
+NOTIFIER_SMTP_CONNECTIONS = env_int("NOTIFIER_SMTP_CONNECTIONS", 4)
+if NOTIFIER_SMTP_CONNECTIONS < 1:
+    raise ImproperlyConfigured("NOTIFIER_SMTP_CONNECTIONS must be >= 1")
 NOTIFIER_CIRCUIT_THRESHOLD = env_int("NOTIFIER_CIRCUIT_THRESHOLD", 5)
 NOTIFIER_CIRCUIT_COOLDOWN = env_float("NOTIFIER_CIRCUIT_COOLDOWN", 30.0)
 NOTIFIER_UNSUBSCRIBE_MAILTO = env_str("NOTIFIER_UNSUBSCRIBE_MAILTO", "")

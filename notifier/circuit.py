@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from notifier.interrupts import INTERRUPTS
+
 logger = logging.getLogger(__name__)
 
 PREFIX = "notifier:circuit:"
@@ -113,6 +115,8 @@ class CircuitBreaker:
             if self.redis.set(f"{key}:probe", "1", nx=True, px=probe_ttl_ms):
                 return Permit(True, probe=True)
             return Permit(False, retry_at=now + min(self.cooldown, 5.0))
+        except INTERRUPTS:
+            raise
         except Exception:  # noqa: BLE001 - fail open: the breaker store must never stop delivery
             logger.warning("circuit breaker store unreachable; letting %s/%s through", channel, provider,
                            exc_info=True)
@@ -139,6 +143,8 @@ class CircuitBreaker:
             state = self._record(keys=[self.key(channel, provider)],
                                  args=[repr(self.clock()), self.threshold, self.cooldown,
                                        "1" if had_success else "0", failures, last_error[:500]])
+        except INTERRUPTS:
+            raise
         except Exception:  # noqa: BLE001
             logger.warning("circuit breaker store unreachable; not recording %s/%s", channel, provider,
                            exc_info=True)
@@ -153,6 +159,8 @@ class CircuitBreaker:
             return
         try:
             self.redis.delete(f"{self.key(channel, provider)}:probe")
+        except INTERRUPTS:
+            raise
         except Exception:  # noqa: BLE001
             pass
 

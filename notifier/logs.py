@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 
 from . import pii
 from .context import get_request_id
+from .interrupts import INTERRUPTS
 
 NO_REQUEST = "-"  # shown by the plain format outside any request
 
@@ -44,6 +45,8 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         try:
             message = record.getMessage()
+        except INTERRUPTS:
+            raise
         except Exception:  # noqa: BLE001 - a bad format string must not lose the line
             message = str(record.msg)
         entry: dict = {

@@ -27,6 +27,8 @@ from typing import Iterable
 
 from prometheus_client import Counter, Histogram, values
 
+from notifier.interrupts import INTERRUPTS
+
 logger = logging.getLogger(__name__)
 
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
@@ -88,6 +90,8 @@ def _safe(fn):
     def wrapper(*args, **kwargs):
         try:
             fn(*args, **kwargs)
+        except INTERRUPTS:
+            raise
         except Exception:  # noqa: BLE001
             logger.warning("metrics update failed", exc_info=True)
 

@@ -12,6 +12,8 @@ import logging
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 
+from notifier.interrupts import INTERRUPTS
+
 logger = logging.getLogger(__name__)
 
 _client = None
@@ -39,5 +41,7 @@ def publish(messages: dict[int, dict]) -> None:
         for recipient_id, payload in messages.items():
             pipe.publish(channel_name(recipient_id), json.dumps(payload, cls=DjangoJSONEncoder))
         pipe.execute()
+    except INTERRUPTS:
+        raise
     except Exception:  # noqa: BLE001 - live updates are best effort; the inbox itself is in PostgreSQL
         logger.exception("could not publish inbox updates for %d recipients", len(messages))

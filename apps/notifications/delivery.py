@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +27,8 @@ from notifier.channels.base import Message
 from notifier.channels.failover import Outcome, send_with_failover
 from notifier.channels.registry import providers_for
 from notifier.circuit import breaker
+from notifier.interrupts import INTERRUPTS
+from notifier.pacing import Pace
 from notifier.pgarray import plain_array, text_array
 from notifier.pii import mask_generic, scrub_text
 from notifier.retry import Backoff, should_retry
@@ -34,7 +37,7 @@ from . import bulk, policy
 from .categories import category_get
 from .models import Notification, NotificationEvent, Status
 from .queues import publish_dead_letters
-from .services import enqueue_after_commit
+from .services import _publish_or_mark_due, enqueue_after_commit
 
 logger = logging.getLogger(__name__)
 # One line per delivery result (its own logger, so its level can be raised at high volume).
@@ -261,8 +264,15 @@ def _result_from_outcomes(notification: Notification, outcomes: list[Outcome], n
                   detail=f"retries exhausted: {detail}", dead_letter=True)
 
 
-def deliver_chunk(ids: Iterable[str]) -> dict[str, int]:
-    """Deliver the notifications among ``ids`` that are still waiting. Returns counts by status."""
+def deliver_chunk(ids: Iterable[str], *, deadline: float | None = None) -> dict[str, int]:
+    """Deliver the notifications among ``ids`` that are still waiting. Returns counts by status.
+
+    ``deadline`` (``time.monotonic()`` seconds; by default ``chunk_deadline()`` from now): after it,
+    what has not been handed to a provider is put back and republished in smaller chunks (``_send``).
+    """
+    started = time.monotonic()
+    if deadline is None:
+        deadline = started + chunk_deadline()
     now = timezone.now()
     rows = claim(ids, now)
     if not rows:
@@ -309,31 +319,151 @@ def deliver_chunk(ids: Iterable[str]) -> dict[str, int]:
         sendable[n.channel].append((n, [_message(n, address, platform, device_id, allow_unsubscribe=opt_out)
                                         for address, platform, device_id in targets]))
 
-    sent_items = []
-    for channel, items in sendable.items():
-        providers = providers_for(channel)
-        flat = [m for _, messages in items for m in messages]
-        outcomes = send_with_failover(providers, flat, breaker=breaker())
-        metrics.attempts_made(channel, ((o.path, o.ok, bool(o.error and o.error.permanent)) for o in outcomes))
-        sent_at = timezone.now()
-        if len(flat) == len(items):  # one message each (no push fan-out): pair them directly
-            for (n, messages), outcome in zip(items, outcomes):
-                results.append(_result_from_outcomes(n, [outcome], sent_at, messages))
-                sent_items.append((n, messages[0], outcome))
-            continue
-        position = 0
-        for n, messages in items:
-            mine = outcomes[position:position + len(messages)]
-            position += len(messages)
-            results.append(_result_from_outcomes(n, mine, sent_at, messages))
-            sent_items.extend((n, m, o) for m, o in zip(messages, mine))
+    return _send(rows, sendable, results, now, deadline, allowed=deadline - started)
 
-    policy.after_send(sent_items)
-    record_results(results)
+
+# The process's pace of each channel (seconds per message), which sizes provider calls.
+pace = Pace()
+
+
+def chunk_deadline(*, soft: float | None = None, hard: float | None = None) -> float:
+    """Seconds a worker may spend handing one chunk's notifications to providers:
+    ``NOTIFIER_CHUNK_DEADLINE``, and at most half of the task's soft and hard time limits (those its
+    message carries, else the settings') and of ``NOTIFIER_CLAIM_TIMEOUT`` (the sweep must never take
+    back rows whose worker is still at work)."""
+    if soft is None and hard is None:
+        soft = getattr(settings, "CELERY_TASK_SOFT_TIME_LIMIT", None)
+        hard = getattr(settings, "CELERY_TASK_TIME_LIMIT", None)
+    limits = [settings.NOTIFIER_CHUNK_DEADLINE]
+    for limit in (soft, hard, settings.NOTIFIER_CLAIM_TIMEOUT):
+        if limit:
+            limits.append(limit / 2)
+    return min(limits)
+
+
+def _send(rows: list[Notification], sendable: dict[str, list[tuple[Notification, list[Message]]]],
+          results: list[Result], claimed_at: datetime, deadline: float, *, allowed: float) -> dict[str, int]:
+    """Hand the claimed notifications to their providers in calls paced to the deadline, recording the
+    results as they come; at the deadline, put back what was not handed over and republish it split.
+
+    Each provider call is sized (``notifier.pacing``) to last about a tenth of the chunk's time
+    (``allowed`` seconds, from the task's start to ``deadline``).
+    Results are written (one ``record_results`` statement) whenever that long has passed since the
+    last write, and at the end: a provider that answers at once gets the whole chunk in one call and
+    one write, as before; a slow relay gets its results written call by call, so a worker killed
+    mid-chunk loses at most what its last call sent. Once the deadline has passed, the notifications
+    not yet handed to a provider go back to ``queued`` and are republished in two chunks (at least
+    one call is made per chunk, so every chunk makes progress). A Celery soft time limit
+    (``SoftTimeLimitExceeded``) is handled alike and raised again; the notifications of the call it
+    interrupted stay ``sending``: the sweep puts them back (and counts it, see ``sweep``).
+    """
+    budget = allowed / 10
     counts: dict[str, int] = defaultdict(int)
-    for r in results:
-        counts[r.status] += 1
+    sent_items: list = []
+    written_at = time.monotonic()
+    # What is left: (channel, items) pairs; of the first, the items from `handed` on were never given
+    # to a provider (`handed` moves before each call: what a provider may have had is never put back).
+    queue = list(sendable.items())
+    handed = 0
+
+    def write() -> None:
+        nonlocal results, sent_items, written_at
+        batch, after_send, results, sent_items = results, sent_items, [], []
+        written_at = time.monotonic()
+        policy.after_send(after_send)
+        record_results(batch)
+        for r in batch:
+            counts[r.status] += 1
+
+    def not_handed_over() -> list[Notification]:
+        rest = [n for n, _ in queue[0][1][handed:]] if queue else []
+        return rest + [n for _, items in queue[1:] for n, _ in items]
+
+    try:
+        made_a_call = False
+        while queue:
+            channel, items = queue[0]
+            if handed >= len(items):
+                queue.pop(0)
+                handed = 0
+                continue
+            clock = time.monotonic()
+            if made_a_call and clock >= deadline:
+                break
+            providers = providers_for(channel)
+            size = pace.size(channel, len(items) - handed, min(budget, deadline - clock),
+                             floor=providers[0].parallelism)
+            batch = items[handed:handed + size]
+            handed += size
+            flat = [m for _, messages in batch for m in messages]
+            outcomes = send_with_failover(providers, flat, breaker=breaker())
+            pace.observe(channel, len(batch), time.monotonic() - clock)
+            made_a_call = True
+            metrics.attempts_made(channel, ((o.path, o.ok, bool(o.error and o.error.permanent)) for o in outcomes))
+            sent_at = timezone.now()
+            if len(flat) == len(batch):  # one message each (no push fan-out): pair them directly
+                for (n, messages), outcome in zip(batch, outcomes):
+                    results.append(_result_from_outcomes(n, [outcome], sent_at, messages))
+                    sent_items.append((n, messages[0], outcome))
+            else:
+                offset = 0
+                for n, messages in batch:
+                    mine = outcomes[offset:offset + len(messages)]
+                    offset += len(messages)
+                    results.append(_result_from_outcomes(n, mine, sent_at, messages))
+                    sent_items.extend((n, m, o) for m, o in zip(messages, mine))
+            if time.monotonic() - written_at >= budget and (handed < len(items) or len(queue) > 1):
+                write()
+    except INTERRUPTS:
+        # Celery's soft time limit: keep what is known, give back what was never handed over.
+        rest = not_handed_over()
+        try:
+            write()
+            with transaction.atomic():
+                _put_back(rest, claimed_at, "put back: the task's soft time limit struck before it was sent")
+        except Exception:  # noqa: BLE001 - the rows stay `sending`; the sweep puts them back
+            logger.exception("could not record a timed-out chunk; the sweep will put its rows back")
+        raise
+    write()
+    rest = not_handed_over()
+    if rest:
+        with transaction.atomic():  # the rows and their events, then (on commit) the publish
+            counts[Status.QUEUED] += _put_back(
+                rest, claimed_at, f"put back: the chunk's deadline ({allowed:.3g}s) passed before it was sent; "
+                                  f"republished in smaller chunks")
+        logger.warning("chunk deadline: %d of %d notifications put back and republished in two chunks",
+                       len(rest), len(rows))
     return dict(counts)
+
+
+def _put_back(notifications: list[Notification], claimed_at: datetime, detail: str) -> int:
+    """Move claimed rows that were never handed to a provider back to ``queued`` (with an event) and,
+    after commit, republish them in two chunks. Only rows still held by this claim are moved."""
+    if not notifications:
+        return 0
+    now = timezone.now()
+    # `(status = ...) IS TRUE`: the rows looked up by primary key, never through notif_status_idx.
+    sql = (
+        f"WITH back AS ("
+        f" UPDATE {TABLE} SET status = %s, claimed_at = NULL, queued_at = %s, updated_at = %s"
+        f" WHERE id = ANY(%s::uuid[]) AND (status = %s) IS TRUE AND claimed_at = %s"
+        f" RETURNING id, priority, channel, category"
+        f"), events AS ("
+        f" INSERT INTO {EVENTS_TABLE} (notification_id, status, at, detail, provider)"
+        f" SELECT id, %s, %s, %s, '' FROM back"
+        f") SELECT id, priority, channel, category FROM back"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [Status.QUEUED, now, now, plain_array([n.id.hex for n in notifications]),
+                             Status.SENDING, claimed_at, Status.QUEUED, now, detail])
+        rows = cursor.fetchall()
+    if rows:
+        items = [(i, priority) for i, priority, _, _ in rows]
+        entered = [(channel, category, priority, Status.QUEUED) for _, priority, channel, category in rows]
+        half = -(-len(items) // 2)
+        transaction.on_commit(lambda: metrics.notifications_entered(entered))
+        transaction.on_commit(lambda: _publish_or_mark_due(items, chunk_size=half))
+    return len(rows)
 
 
 def record_results(results: list[Result]) -> None:
@@ -380,7 +510,8 @@ def record_results(results: list[Result]) -> None:
             {
                 "id": str(r.notification.id), "channel": r.notification.channel,
                 "priority": r.notification.priority, "category": r.notification.category,
-                "attempts": r.notification.attempts + 1, "last_error": scrub_text(r.error),  # no PII on the broker
+                "attempts": r.notification.attempts + (1 if r.attempted else 0),
+                "last_error": scrub_text(r.error),  # no PII on the broker
                 "failed_at": now.isoformat(),
             }
             for r in results if r.dead_letter
@@ -494,6 +625,8 @@ def _observe_results(results: list[Result], now: datetime) -> None:
 def _dead_letter(letters: list[dict]) -> None:
     try:
         publish_dead_letters(letters)
+    except INTERRUPTS:
+        raise
     except Exception:  # noqa: BLE001 - the rows are `failed` in PostgreSQL; `replay --status failed` finds them
         logger.exception("could not publish %d dead letters", len(letters))
 
@@ -593,26 +726,41 @@ def dispatch_due(*, limit: int = 5000, max_rounds: int = 20) -> int:
 def sweep(*, limit: int = 10000) -> dict[str, int]:
     """Recover stuck work: ``sending`` rows whose worker died, ``queued`` rows whose message was lost.
 
-    Both are made due again; the dispatcher publishes them.
+    Both are made due again; the dispatcher publishes them. Each time a row's claim times out it
+    counts on the row (``claim_timeouts``); at ``NOTIFIER_MAX_CLAIM_TIMEOUTS`` the row is ``failed``
+    ("delivery never completed") and dead-lettered instead: a notification whose worker dies or
+    hangs every time (a poison row, a relay that never answers) is not taken back for ever.
+    Attempts do not change: whether its provider was called is not known.
     """
     now = timezone.now()
     stale_claim = now - timedelta(seconds=settings.NOTIFIER_CLAIM_TIMEOUT)
     lost_publish = now - timedelta(seconds=settings.NOTIFIER_REQUEUE_AFTER)
+    most = settings.NOTIFIER_MAX_CLAIM_TIMEOUTS
     with transaction.atomic():
         with connection.cursor() as cursor:
+            # Every timed-out claim is counted; the rows still under the limit go back to `queued`, the
+            # others stay `sending` (locked until the commit) and are failed below.
             cursor.execute(
                 f"""
                 WITH stuck AS (
                     SELECT id FROM {TABLE} WHERE status = %s AND claimed_at < %s
                     LIMIT %s FOR UPDATE SKIP LOCKED
                 )
-                UPDATE {TABLE} AS n SET status = %s, claimed_at = NULL, next_attempt_at = %s, updated_at = %s
-                FROM stuck WHERE n.id = stuck.id RETURNING n.id, n.channel, n.category, n.priority
+                UPDATE {TABLE} AS n SET
+                    claim_timeouts = n.claim_timeouts + 1,
+                    status = CASE WHEN n.claim_timeouts + 1 >= %s THEN n.status ELSE %s END,
+                    claimed_at = CASE WHEN n.claim_timeouts + 1 >= %s THEN n.claimed_at END,
+                    next_attempt_at = CASE WHEN n.claim_timeouts + 1 >= %s THEN n.next_attempt_at ELSE %s END,
+                    updated_at = %s
+                FROM stuck WHERE n.id = stuck.id
+                RETURNING n.id, n.channel, n.category, n.priority, n.claim_timeouts
                 """,
-                [Status.SENDING, stale_claim, limit, Status.QUEUED, now, now],
+                [Status.SENDING, stale_claim, limit, most, Status.QUEUED, most, most, now, now],
             )
-            reclaimed_rows = cursor.fetchall()
+            stuck_rows = cursor.fetchall()
+            reclaimed_rows = [row for row in stuck_rows if row[4] < most]
             reclaimed = [row[0] for row in reclaimed_rows]
+            abandoned = {row[0]: row[4] for row in stuck_rows if row[4] >= most}
             cursor.execute(
                 f"""
                 WITH lost AS (
@@ -628,14 +776,31 @@ def sweep(*, limit: int = 10000) -> dict[str, int]:
             republished = [row[0] for row in cursor.fetchall()]
         NotificationEvent.objects.bulk_create(
             [NotificationEvent(notification_id=i, status=Status.QUEUED, at=now,
-                               detail="put back: its worker did not finish") for i in reclaimed]
+                               detail=f"put back: its worker did not finish (claim timed out {count} of {most} times)")
+             for i, _, _, _, count in reclaimed_rows]
             + [NotificationEvent(notification_id=i, status=Status.QUEUED, at=now,
                                  detail="republished: no worker had claimed it") for i in republished]
         )
         if reclaimed_rows:
-            entered = [(channel, category, priority, Status.QUEUED) for _, channel, category, priority in reclaimed_rows]
+            entered = [(channel, category, priority, Status.QUEUED)
+                       for _, channel, category, priority, _ in reclaimed_rows]
             transaction.on_commit(lambda: metrics.notifications_entered(entered))
-    if reclaimed or republished:
-        logger.warning("sweep: %d reclaimed from dead workers, %d republished", len(reclaimed), len(republished))
+        if abandoned:
+            _abandon(abandoned)
+    if reclaimed or republished or abandoned:
+        logger.warning("sweep: %d reclaimed from dead workers, %d republished, %d failed after %d claim timeouts",
+                       len(reclaimed), len(republished), len(abandoned), most)
         dispatch_due()
-    return {"reclaimed": len(reclaimed), "republished": len(republished)}
+    return {"reclaimed": len(reclaimed), "republished": len(republished), "failed": len(abandoned)}
+
+
+def _abandon(claims: dict) -> None:
+    """Fail rows whose claim timed out too often (``claims``: id -> times; the rows are still
+    ``sending``, locked by the caller's transaction) as a worker fails them: events, result hooks,
+    metrics and dead letters."""
+    results = []
+    for n in Notification.objects.filter(id__in=list(claims)).order_by("id"):
+        error = f"delivery never completed (claimed {claims[n.id]} times)"
+        results.append(Result(n, Status.FAILED, error=error, detail=f"{error}: its worker died or hung each time",
+                              attempted=False, dead_letter=True))
+    record_results(results)

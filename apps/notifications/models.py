@@ -90,6 +90,12 @@ class Notification(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
     attempts_at_replay = models.PositiveIntegerField(default=0, help_text="attempts when last replayed.")
+    # Not a PositiveSmallIntegerField: its CHECK constraint would make adding the column scan the table.
+    # The database default lets processes still running the previous code insert rows during a deploy.
+    claim_timeouts = models.SmallIntegerField(
+        default=0, db_default=0,
+        help_text="Times the sweep took it back from a worker that never finished (died or hung).",
+    )
     last_error = models.TextField(blank=True)
     provider = models.CharField(max_length=32, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True)

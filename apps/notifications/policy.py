@@ -34,6 +34,8 @@ from functools import lru_cache
 
 from django.utils.module_loading import import_string
 
+from notifier.interrupts import INTERRUPTS
+
 logger = logging.getLogger(__name__)
 
 ACCEPTANCE_CHECKS: list[str] = [
@@ -89,6 +91,8 @@ def after_send(items) -> None:
     for hook in _load(tuple(AFTER_SEND_HOOKS)):
         try:
             hook(items)
+        except INTERRUPTS:
+            raise
         except Exception:  # noqa: BLE001 - recording the results matters more
             logger.exception("after-send hook %s failed", getattr(hook, "__name__", hook))
 

@@ -28,8 +28,9 @@ def chunked(items: list, size: int) -> Iterable[list]:
         yield items[start:start + size]
 
 
-def publish_deliveries(items: Iterable[tuple[object, str]]) -> None:
-    """Publish delivery tasks for (id, priority) pairs: one message per chunk of ids per priority.
+def publish_deliveries(items: Iterable[tuple[object, str]], *, chunk_size: int | None = None) -> None:
+    """Publish delivery tasks for (id, priority) pairs: one message per chunk of ids per priority
+    (chunks of ``NOTIFIER_CHUNK_SIZE``, or of ``chunk_size``).
 
     Every publish waits for RabbitMQ's confirm (``confirm_publish``), so a
     return means the broker has the message. Raises on broker errors.
@@ -45,7 +46,7 @@ def publish_deliveries(items: Iterable[tuple[object, str]]) -> None:
         by_priority[priority].append(str(notification_id))
     for priority, ids in by_priority.items():
         queue = priority_queue(priority)
-        for chunk in chunked(ids, settings.NOTIFIER_CHUNK_SIZE):
+        for chunk in chunked(ids, chunk_size or settings.NOTIFIER_CHUNK_SIZE):
             # argsrepr (what Flower shows): the first id and the count. Celery would otherwise
             # build a truncated repr of the whole list of ids for every message.
             deliver.apply_async(args=[chunk], queue=queue, routing_key=queue,

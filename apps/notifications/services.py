@@ -16,6 +16,7 @@ from django.utils import timezone
 from apps.apikeys.models import default_project_id
 from notifier import metrics
 from notifier.ids import uuid7_many
+from notifier.interrupts import INTERRUPTS
 
 from . import bulk, policy
 from .models import Notification, NotificationEvent, Status
@@ -222,20 +223,27 @@ def publisher_drain(timeout: float = 10.0) -> bool:
     return _publisher.drain(timeout) if _publisher is not None else True
 
 
-def _publish_or_mark_due(items: list[tuple[Any, str]]) -> None:
+def _publish_or_mark_due(items: list[tuple[Any, str]], *, chunk_size: int | None = None) -> None:
     try:
-        publish_deliveries(items)
-    except Exception:  # noqa: BLE001 - the row is safe in PostgreSQL; the dispatcher republishes it
+        if chunk_size is None:
+            publish_deliveries(items)
+        else:  # a worker's unsent rest, in smaller chunks (delivery.deliver_chunk)
+            publish_deliveries(items, chunk_size=chunk_size)
+    except Exception as exc:  # noqa: BLE001 - the row is safe in PostgreSQL; the dispatcher republishes it
         logger.exception("publish failed for %d notifications; the dispatcher will republish them", len(items))
         try:
             Notification.objects.filter(id__in=[i for i, _ in items], status=Status.QUEUED).update(
                 next_attempt_at=timezone.now())
+        except INTERRUPTS:
+            raise
         except Exception:  # noqa: BLE001 - then the sweep finds them by queued_at
             logger.exception("could not mark unpublished notifications as due")
+        if isinstance(exc, INTERRUPTS):
+            raise  # a worker's task time is up (notifier.interrupts), its rows marked due all the same
 
 
 def notifications_requeue(*, ids: Iterable[Any], detail: str) -> int:
-    """Give failed notifications a fresh retry budget and put them back on their queues.
+    """Give failed notifications a fresh retry budget (and claim-timeout count) and put them back on their queues.
 
     Their attempts and events are kept. Returns how many were requeued.
     """
@@ -250,7 +258,7 @@ def notifications_requeue(*, ids: Iterable[Any], detail: str) -> int:
             return 0
         Notification.objects.filter(id__in=[i for i, *_ in rows]).update(
             status=Status.QUEUED, attempts_at_replay=F("attempts"), next_attempt_at=None, queued_at=now,
-            claimed_at=None, updated_at=now,
+            claimed_at=None, updated_at=now, claim_timeouts=0,
         )
         NotificationEvent.objects.bulk_create(
             [NotificationEvent(notification_id=i, status=Status.QUEUED, at=now, detail=detail) for i, *_ in rows]

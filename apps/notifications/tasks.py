@@ -1,4 +1,6 @@
 """Celery tasks: thin wrappers that take ids and call the delivery code."""
+import time
+
 from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
@@ -6,11 +8,16 @@ from django.db import DatabaseError
 from . import delivery
 
 
-@shared_task(name="notifier.deliver", acks_late=True, autoretry_for=(DatabaseError,),
+@shared_task(name="notifier.deliver", bind=True, acks_late=True, autoretry_for=(DatabaseError,),
              retry_backoff=True, retry_backoff_max=60, max_retries=10)
-def deliver(ids: list[str]) -> dict[str, int]:
-    """Deliver a chunk of notifications (published to the queue of their priority)."""
-    return delivery.deliver_chunk(ids)
+def deliver(self, ids: list[str]) -> dict[str, int]:
+    """Deliver a chunk of notifications (published to the queue of their priority).
+
+    Its deadline follows the time limits the message carries (Celery stamps the publisher's
+    ``CELERY_TASK_*TIME_LIMIT`` on each message, and a prefork worker enforces those, not its own).
+    """
+    hard, soft = self.request.timelimit or (None, None)
+    return delivery.deliver_chunk(ids, deadline=time.monotonic() + delivery.chunk_deadline(soft=soft, hard=hard))
 
 
 @shared_task(name="notifier.dispatch_due", acks_late=True)

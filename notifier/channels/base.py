@@ -72,6 +72,12 @@ class Provider:
     channel: str = ""
     uses_breaker: bool = True  # local providers that cannot fail (console, null, inbox) skip the circuit breaker
 
+    @property
+    def parallelism(self) -> int:
+        """How many messages one ``send_many`` call sends at once (a worker never hands it fewer
+        at a time than this, when it has them)."""
+        return 1
+
     def accepts(self, message: Message) -> bool:
         """Can this provider carry ``message``? (Push providers pick by device platform.)"""
         return True
@@ -119,6 +125,10 @@ class ConcurrentProvider(Provider):
 
     concurrency: int = 8
     _pool = None
+
+    @property
+    def parallelism(self) -> int:
+        return self.concurrency
 
     def send_many(self, messages: Iterable[Message]) -> list[str | ProviderError]:
         messages = list(messages)

@@ -5,12 +5,15 @@ import email.errors
 import re
 import smtplib
 import socket
+import threading
 from email.utils import make_msgid
+from functools import partial
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMultiAlternatives, get_connection
 
 from notifier.headers import UNSAFE, unsafe_char
+from notifier.interrupts import INTERRUPTS
 
 from .base import Message, Provider, ProviderError
 
@@ -85,15 +88,20 @@ def settings_header_error(values: dict[str, str]) -> str | None:
 
 
 class SmtpEmailProvider(Provider):
-    """Sends text (and optional HTML alternative) mail over one SMTP connection per chunk."""
+    """Sends text (and optional HTML alternative) mail: a chunk over up to ``connections`` SMTP
+    sessions at once (one session per share of the chunk; the sessions of a process are shared
+    by its worker threads)."""
 
     name = "smtp"
     channel = "email"
 
     def __init__(self, *, host: str, port: int, username: str = "", password: str = "",
                  use_tls: bool = False, use_ssl: bool = False, from_email: str, timeout: float = 10.0,
-                 name: str = "smtp", public_url: str = "", unsubscribe_mailto: str = ""):
+                 name: str = "smtp", public_url: str = "", unsubscribe_mailto: str = "", connections: int = 1):
         self.name = name
+        self.connections = max(1, int(connections))
+        self._executor = None
+        self._pool_lock = threading.Lock()
         self.host, self.port = host, port
         self.username, self.password = username, password
         self.use_tls, self.use_ssl = use_tls, use_ssl
@@ -105,6 +113,10 @@ class SmtpEmailProvider(Provider):
                                          "NOTIFIER_UNSUBSCRIBE_MAILTO": unsubscribe_mailto})
         if problem:
             raise ImproperlyConfigured(problem)
+
+    @property
+    def parallelism(self) -> int:
+        return self.connections
 
     def _connection(self):
         return get_connection(
@@ -169,13 +181,20 @@ class SmtpEmailProvider(Provider):
             raise result
         return result
 
-    def send_many(self, messages):
+    def send_many(self, messages, *, one_session: bool = False):
+        """Send over up to ``connections`` SMTP sessions at once (``_over_sessions``), or with
+        ``one_session`` over one, in order: a relay that takes half a second to accept each message
+        gives 2 messages/s per session, and a chunk has to fit the worker's deadline."""
         messages = list(messages)
+        if self.connections > 1 and not one_session:
+            return self._over_sessions(messages)
         results: list[str | ProviderError] = []
         connection = None
         for position, message in enumerate(messages):
             try:
                 mail, message_id = self.build(message)
+            except INTERRUPTS:
+                raise
             except Exception as exc:  # noqa: BLE001 - the message's own headers: no session needed to know
                 results.append(exc if isinstance(exc, ProviderError) else classify_smtp_error(exc))
                 continue
@@ -183,6 +202,8 @@ class SmtpEmailProvider(Provider):
                 try:
                     connection = self._connection()
                     connection.open()
+                except INTERRUPTS:
+                    raise
                 except Exception as exc:  # noqa: BLE001 - the relay is unreachable: so for the whole rest
                     _close_quietly(connection)
                     error = classify_smtp_error(exc, connecting=True)
@@ -192,6 +213,8 @@ class SmtpEmailProvider(Provider):
             try:
                 connection.send_messages([mail])
                 results.append(message_id)
+            except INTERRUPTS:
+                raise  # the task's time is up: never one more "transient error" (see notifier.interrupts)
             except Exception as exc:  # noqa: BLE001 - every failure is classified
                 error = classify_smtp_error(exc)
                 results.append(error)
@@ -202,11 +225,39 @@ class SmtpEmailProvider(Provider):
         _close_quietly(connection)
         return results
 
+    def _over_sessions(self, messages: list[Message]) -> list[str | ProviderError]:
+        """Share ``messages`` among up to ``connections`` sessions of the process's pool, each carrying
+        its share in order; the results in the messages' order. Through the pool even for one message:
+        the process never holds more than ``connections`` sessions, however many threads call at once."""
+        sessions = max(1, min(self.connections, len(messages)))
+        shares = [messages[start::sessions] for start in range(sessions)]
+        results: list[str | ProviderError] = [None] * len(messages)  # type: ignore[list-item]
+        send = partial(self.send_many, one_session=True)
+        for start, share_results in enumerate(self._pool().map(send, shares)):
+            results[start::sessions] = share_results
+        return results
+
+    def _pool(self):
+        with self._pool_lock:
+            if self._executor is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._executor = ThreadPoolExecutor(self.connections, thread_name_prefix=f"{self.name}-session")
+            return self._executor
+
+    def close(self) -> None:
+        with self._pool_lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=False)
+                self._executor = None
+
 
 def _close_quietly(connection) -> None:
     if connection is None:
         return
     try:
         connection.close()
+    except INTERRUPTS:
+        raise
     except Exception:  # noqa: BLE001
         pass

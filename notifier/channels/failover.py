@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Sequence
 
+from notifier.interrupts import INTERRUPTS
+
 from .base import Message, Provider, ProviderError
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ def _call(provider: Provider, messages: list[Message]) -> list[str | ProviderErr
         results = provider.send_many(messages)
     except ProviderError as exc:
         return [exc] * len(messages)
+    except INTERRUPTS:
+        raise  # the task's time is up (notifier.interrupts): not a provider failure
     except Exception as exc:  # noqa: BLE001 - a provider bug must not lose the chunk
         logger.exception("provider %s raised", provider.name)
         return [ProviderError(f"{provider.name} failed: {exc.__class__.__name__}: {exc}")] * len(messages)

@@ -46,6 +46,7 @@ def build_provider(channel: str, name: str) -> Provider:
             password=relay["password"], use_tls=relay["use_tls"], use_ssl=relay["use_ssl"],
             from_email=settings.DEFAULT_FROM_EMAIL, timeout=relay["timeout"] or 10,
             public_url=settings.NOTIFIER_PUBLIC_URL, unsubscribe_mailto=settings.NOTIFIER_UNSUBSCRIBE_MAILTO,
+            connections=settings.NOTIFIER_SMTP_CONNECTIONS,
         )
     if name == "twilio":
         from .sms import TwilioSmsProvider

@@ -33,13 +33,17 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        if self.sink.delay:
-            await asyncio.sleep(self.sink.delay)
-        reply = self.sink.reply_for_data()
-        if reply:
-            return reply
-        self.sink.store(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
-        return "250 Message accepted for delivery"
+        self.sink.data_started()
+        try:
+            if self.sink.delay:
+                await asyncio.sleep(self.sink.delay)
+            reply = self.sink.reply_for_data()
+            if reply:
+                return reply
+            self.sink.store(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
+            return "250 Message accepted for delivery"
+        finally:
+            self.sink.data_ended()
 
 
 class SmtpSink:
@@ -47,7 +51,10 @@ class SmtpSink:
 
     ``fail_next(n, reply)`` answers the next ``n`` DATA commands with ``reply``
     (e.g. ``"451 4.3.0 try later"``); ``fail_always(reply)`` answers every one;
-    ``reject_rcpt(reply)`` refuses every recipient.
+    ``reject_rcpt(reply)`` refuses every recipient. ``delay`` holds every reply to DATA that many
+    seconds (a slow relay); ``peak_sessions`` is the most DATA commands it held at once;
+    ``on_message(message)``, when set, is called (in the server's thread) with each message kept,
+    before its sender gets the reply.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, directory: Path | None = None):
@@ -64,6 +71,9 @@ class SmtpSink:
         self._rcpt_reply = ""
         self._counter = itertools.count(1)
         self._controller: Controller | None = None
+        self.on_message = None
+        self._active = 0
+        self.peak_sessions = 0
 
     # --- behaviour control
     def fail_next(self, count: int, reply: str = "451 4.3.0 Temporary failure, try again later") -> None:
@@ -95,6 +105,15 @@ class SmtpSink:
                 return self._fail_reply
             return ""
 
+    def data_started(self) -> None:
+        with self._lock:
+            self._active += 1
+            self.peak_sessions = max(self.peak_sessions, self._active)
+
+    def data_ended(self) -> None:
+        with self._lock:
+            self._active -= 1
+
     # --- storage
     def store(self, mail_from: str, rcpt_tos: list[str], content: bytes) -> None:
         message = email.message_from_bytes(content, policy=email.policy.default)
@@ -105,6 +124,8 @@ class SmtpSink:
             self.directory.mkdir(parents=True, exist_ok=True)
             name = f"{time.strftime('%Y%m%dT%H%M%S')}-{next(self._counter):06d}.eml"
             (self.directory / name).write_bytes(content)
+        if self.on_message is not None:
+            self.on_message(message)
 
     def by_notification(self) -> dict[str, list[email.message.EmailMessage]]:
         grouped: dict[str, list] = {}

@@ -122,3 +122,23 @@ def test_failover_stops_calling_a_provider_once_its_circuit_opens(breaker, clock
     outcomes = send_with_failover([down], message, breaker=breaker)
     assert down.calls == 3
     assert outcomes[0].circuit_wait and outcomes[0].retry_at == clock.now + 30
+
+
+def test_a_soft_time_limit_inside_the_breaker_store_is_raised_not_taken_for_an_unreachable_store(clock):
+    """The breaker fails open when Redis is unreachable; the task's soft time limit is no such error."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    class Interrupted:
+        def register_script(self, script):
+            def run(**kwargs):
+                raise SoftTimeLimitExceeded()
+            return run
+
+        def hget(self, *args):
+            raise SoftTimeLimitExceeded()
+
+    store = CircuitBreaker(Interrupted(), threshold=3, cooldown=30, clock=clock)
+    with pytest.raises(SoftTimeLimitExceeded):
+        store.permit("email", "smtp")
+    with pytest.raises(SoftTimeLimitExceeded):
+        store.record("email", "smtp", [False])

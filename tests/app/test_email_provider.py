@@ -104,3 +104,44 @@ def test_hard_bounces_are_5xx_refusals_of_the_address(code, text, bounce):
 def test_connection_errors_classify_as_transient():
     assert not classify_smtp_error(ConnectionRefusedError("refused")).permanent
     assert not classify_smtp_error(TimeoutError("timed out")).permanent
+
+
+def test_a_chunk_goes_over_several_smtp_sessions_at_once_and_its_results_keep_their_order(smtp_sink):
+    smtp_sink.delay = 0.2  # a slow relay: the sessions overlap
+    provider = _provider(smtp_sink, connections=4)
+    mails = [_mail(to=f"user{i}@example.com", notification_id=f"id-{i}") for i in range(10)]
+
+    results = provider.send_many(mails)
+
+    assert all(isinstance(r, str) for r in results)
+    by_id = {m["X-Notifier-Id"]: m["Message-ID"] for m in smtp_sink.messages}
+    assert [by_id[f"id-{i}"] for i in range(10)] == results  # each result is its own message's
+    assert smtp_sink.peak_sessions > 1
+    provider.close()
+
+
+@pytest.mark.parametrize("connections", [1, 4])
+def test_a_soft_time_limit_during_an_smtp_send_is_raised_not_recorded_as_a_transient_error(smtp_sink, connections):
+    """Celery's soft time limit (SIGUSR1 in the worker, raising SoftTimeLimitExceeded wherever the
+    task is) was classified as one more SMTP error, and the task ran on until the hard limit."""
+    import signal
+    import threading
+
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from notifier.channels.failover import send_with_failover
+
+    def soft_limit(signum, frame):
+        raise SoftTimeLimitExceeded()
+
+    main = threading.get_ident()
+    smtp_sink.on_message = lambda message: signal.pthread_kill(main, signal.SIGUSR1)  # mid-chunk
+    previous = signal.signal(signal.SIGUSR1, soft_limit)
+    try:
+        with pytest.raises(SoftTimeLimitExceeded):
+            send_with_failover([_provider(smtp_sink, connections=connections)],
+                               [_mail(to=f"user{i}@example.com") for i in range(5)])
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    if connections == 1:
+        assert len(smtp_sink.messages) == 1  # it stopped at once
