@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0008_api_key_without_fk_check'),
+        ('notifications', '0009_notification_project'),
     ]
 
     operations = [
