@@ -52,8 +52,9 @@ def test_a_worker_killed_with_sigkill_mid_batch_loses_nothing(stack, smtp_sink, 
 def test_high_priority_mail_posted_behind_a_low_priority_backlog_is_sent_first(api, stack, smtp_sink):
     smtp_sink.delay = 0.02
     low_ids = _emails(300, priority="low", category="marketing", tag="promo")
-    stack.worker(queues="notifications.low", concurrency=1, prefetch=1)
-    stack.worker(queues="notifications.high", concurrency=1, prefetch=1)
+    one_session = {"NOTIFIER_SMTP_CONNECTIONS": "1"}  # the backlog drains at the sink's pace, one mail at a time
+    stack.worker(queues="notifications.low", concurrency=1, prefetch=1, env=one_session)
+    stack.worker(queues="notifications.high", concurrency=1, prefetch=1, env=one_session)
     wait_for(lambda: Notification.objects.filter(id__in=low_ids, status="sent").exists(), timeout=60,
              message="the low-priority backlog to start draining")
 
