@@ -70,9 +70,10 @@ class Supervisor:
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         started = time.monotonic()
         try:
+            # (preexec_fn: the previous run's output thread has ended; this one starts after the fork)
             self.child = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                           stderr=subprocess.STDOUT, process_group=0,
-                                          preexec_fn=_die_with_parent(os.getpid()))
+                                          preexec_fn=_die_with_parent(os.getpid()))  # noqa: PLW1509
         except OSError as exc:
             return 127, [f"could not start {self.command[0]}: {exc}"], 0.0
         if self.stop_signal is not None:  # a signal arrived while it was being started
@@ -102,7 +103,7 @@ class Supervisor:
         rule = "!" * 78
         lines = [rule, f"!!! {self.name} {how} after {ran:.1f} s (failure {self.failures}).",
                  f"!!! {self.name} is optional: the rest of the stack keeps running without it.",
-                 f"!!! Its last output:"]
+                 "!!! Its last output:"]
         lines += [f"!!!   {line}" for line in tail] or ["!!!   (none)"]
         if self.fix:
             lines.append(f"!!! To fix: {self.fix}.")

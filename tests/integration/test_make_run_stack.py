@@ -111,7 +111,7 @@ class MakeRun:
         self.started_at = 0.0
         self.seen: dict[int, str] = {}
 
-    def start(self) -> "MakeRun":
+    def start(self) -> MakeRun:
         self.popen = subprocess.Popen(
             ["make", "run", f"TEST_NS={os.environ.get('NOTIFIER_TEST_NAMESPACE', 'test')}"], cwd=ROOT,
             env=self.env, stdin=subprocess.DEVNULL, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _run(args, dotenv: Path, **env):
     """A process with a user's environment (no test settings) and ``dotenv`` as its .env."""
     base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
                           env={**base, "NOTIFIER_DOTENV": str(dotenv), **env})
 
 
