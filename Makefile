@@ -18,24 +18,32 @@ export NOTIFIER_TEST_REDIS_DB := $(TEST_REDIS_DB)
 
 # Every process of `make run` writes its Prometheus counters here; /metrics adds them up.
 PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
+# The dotenv file every process reads under its environment (notifier/env.py): NOTIFIER_DOTENV, else .env.
+DOTENV := $(or $(NOTIFIER_DOTENV),.env)
+# Runs a command with that file loaded under the environment (the real environment wins).
+WITH_DOTENV := $(BIN)/python -m notifier.devtools.with_dotenv
 
 run: setup
-	@mkdir -p var/mail "$(PROMETHEUS_MULTIPROC_DIR)"
+	@mkdir -p "$(PROMETHEUS_MULTIPROC_DIR)"
 	@find "$(PROMETHEUS_MULTIPROC_DIR)" -maxdepth 1 -name '*.db' -delete
-	@grep -q '^FLOWER_BASIC_AUTH=' .env || { echo "FLOWER_BASIC_AUTH=admin:$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(12))')" >> .env; echo "added Flower credentials to .env"; }
-	@echo "notifier: API http://127.0.0.1:8000/api/v1/  admin /admin/  mail in var/mail/"
-	@echo "          Flower http://127.0.0.1:5555 (login $${FLOWER_BASIC_AUTH:-$$(grep '^FLOWER_BASIC_AUTH=' .env | cut -d= -f2-)})"
-	@echo "          metrics http://127.0.0.1:8000/metrics  health /healthz  readiness /readyz"
+	@grep -q '^FLOWER_BASIC_AUTH=' "$(DOTENV)" || { echo "FLOWER_BASIC_AUTH=admin:$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(12))')" >> "$(DOTENV)"; echo "added Flower credentials to $(DOTENV)"; }
+	@$(WITH_DOTENV) bash -c 'mkdir -p "$${SMTP_SINK_DIR:-var/mail}"; \
+	  echo "notifier: API http://127.0.0.1:$${WEB_PORT:-8000}/api/v1/  admin /admin/  mail in $${SMTP_SINK_DIR:-var/mail}/"; \
+	  echo "          Flower http://127.0.0.1:$${FLOWER_PORT:-5555} (login $${FLOWER_BASIC_AUTH:-none: set FLOWER_BASIC_AUTH})"; \
+	  echo "          metrics http://127.0.0.1:$${WEB_PORT:-8000}/metrics  health /healthz  readiness /readyz"'
 	@# --env /dev/null: honcho would otherwise load .env OVER the environment (DEBUG=0 make run would run
-	@# with DEBUG=1). The processes read .env themselves (config/settings.py), without overriding.
-	PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)" $(BIN)/honcho start -f Procfile --env /dev/null
+	@# with DEBUG=1). with_dotenv loads it UNDER the environment instead, so the Procfile's $${VARIABLES}
+	@# see it too; the processes also read it themselves (config/settings.py), never overriding.
+	@# Flower and the SMTP sink run under notifier/devtools/optional.py: if one of them cannot start it is
+	@# reported and retried, and the others keep running; if the API, a worker or beat exits, honcho stops all.
+	PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)" $(WITH_DOTENV) $(BIN)/honcho start -f Procfile --env /dev/null
 
-test: venv .env services
+test: venv $(DOTENV) services
 	@bash notifier/devtools/ensure_chromium.sh
 	$(BIN)/python notifier/devtools/ensure_db.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-setup: venv .env services db
+setup: venv $(DOTENV) services db
 
 check-python:
 	@test -n "$(PYTHON)" || { echo "notifier needs Python 3.11 or newer with venv (Debian: apt-get install python3 python3-venv)" >&2; exit 1; }
@@ -50,11 +58,11 @@ $(STAMP): requirements/base.txt requirements/test.txt requirements/constraints.t
 
 # Local settings for `make run` and manage.py: DEBUG on and a random secret key.
 # Never committed; production sets its environment instead.
-.env:
-	@echo "DEBUG=1" > .env
-	@echo "SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" >> .env
-	@echo "FLOWER_BASIC_AUTH=admin:$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(12))')" >> .env
-	@echo "created .env (DEBUG=1, a random SECRET_KEY, Flower credentials) for local use"
+$(DOTENV):
+	@echo "DEBUG=1" > "$@"
+	@echo "SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" >> "$@"
+	@echo "FLOWER_BASIC_AUTH=admin:$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(12))')" >> "$@"
+	@echo "created $@ (DEBUG=1, a random SECRET_KEY, Flower credentials) for local use"
 
 services:
 	@bash notifier/devtools/ensure_services.sh notifier_$(TEST_NS)

@@ -3,6 +3,11 @@
 - Basic auth is required: ``FLOWER_BASIC_AUTH=user:password`` (comma-separate
   several). ``make run`` writes local credentials into ``.env``; docker/ takes
   them from the environment. Flower refuses to start without them.
+- Like every other process, Flower reads the project's ``.env`` (or
+  ``NOTIFIER_DOTENV``) under the environment before reading any option. It
+  must load it itself: with ``CELERY_BROKER_URL`` exported, Celery answers
+  ``broker_url`` from the environment without loading Django's settings, so
+  nothing else would have loaded it yet.
 - The broker tab and ``/api/queues/length`` read RabbitMQ's management API.
   ``FLOWER_BROKER_API`` sets its URL; otherwise it is derived from the broker
   URL: same host, user and password, port ``RABBITMQ_MANAGEMENT_PORT`` (15672).
@@ -10,7 +15,11 @@
 import os
 from urllib.parse import quote, unquote, urlsplit
 
-from config.celery_app import app
+from notifier.env import load_project_dotenv
+
+load_project_dotenv()
+
+from config.celery_app import app  # noqa: E402
 
 
 def _broker_api(broker_url: str) -> str:
@@ -30,7 +39,8 @@ broker_api = os.environ.get("FLOWER_BROKER_API") or _broker_api(app.conf.broker_
 
 _credentials = [c.strip() for c in os.environ.get("FLOWER_BASIC_AUTH", "").split(",") if c.strip()]
 if not _credentials and not os.environ.get("FLOWER_AUTH"):
-    raise SystemExit("Flower needs FLOWER_BASIC_AUTH=user:password (make run writes one into .env)")
+    raise SystemExit("Flower needs FLOWER_BASIC_AUTH=user:password in the environment or .env "
+                     "(make run writes one into .env)")
 if _credentials:
     basic_auth = _credentials
 

@@ -1,12 +1,17 @@
 """gunicorn settings (``gunicorn -c config/gunicorn.py config.wsgi:application``).
 
 Options not set here come from the command line or ``GUNICORN_CMD_ARGS``.
+This file is read before Django's settings, so it loads the project's ``.env``
+(or ``NOTIFIER_DOTENV``) itself, under the environment, as the settings do.
 """
 import os
 
 from gunicorn.glogging import Logger
 
+from notifier.env import env_bool, env_str, load_project_dotenv
 from notifier.pii import PiiFilter
+
+load_project_dotenv()
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -60,8 +65,8 @@ def post_worker_init(worker):
 
 
 def _log_format() -> str:
-    debug = os.environ.get("DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
-    return os.environ.get("LOG_FORMAT") or ("plain" if debug else "json")
+    # The same rule as LOG_FORMAT in config/settings.py.
+    return env_str("LOG_FORMAT") or ("plain" if env_bool("DEBUG", False) else "json")
 
 
 # gunicorn's own lines (start-up, worker exits, access log) in the same format as the app's.

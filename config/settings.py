@@ -1,8 +1,8 @@
 """Settings, read from the environment with safe local defaults.
 
 A ``.env`` file at the project root (written by ``make`` for local use and
-never committed) is loaded first without overriding real environment
-variables.
+never committed; ``NOTIFIER_DOTENV`` names another file) is loaded first
+without overriding real environment variables.
 """
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
-from notifier.env import env_bool, env_float, env_int, env_list, env_str, load_dotenv
+from notifier.env import env_bool, env_float, env_int, env_list, env_str, load_project_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-load_dotenv(BASE_DIR / ".env")
+load_project_dotenv()
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY") or ""
@@ -156,7 +156,8 @@ SPECTACULAR_SETTINGS = {
 # --- Email (SMTP) ---------------------------------------------------------------
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 EMAIL_HOST = env_str("EMAIL_HOST", "127.0.0.1")
-EMAIL_PORT = env_int("EMAIL_PORT", 1025)
+# The local SMTP sink's port by default (SMTP_SINK_PORT moves the sink that `make run` starts).
+EMAIL_PORT = env_int("EMAIL_PORT", env_int("SMTP_SINK_PORT", 1025))
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)

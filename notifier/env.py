@@ -14,6 +14,26 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def dotenv_path() -> Path:
+    """The dotenv file every process reads: ``NOTIFIER_DOTENV`` if set, else ``.env`` at the project root."""
+    return Path(os.environ.get("NOTIFIER_DOTENV") or PROJECT_ROOT / ".env")
+
+
+def load_project_dotenv() -> Path:
+    """Load the project's dotenv (see ``dotenv_path``) without overriding the environment.
+
+    Django's settings call it, and so does every process that reads the environment before (or
+    without) Django's settings: gunicorn's config, Flower's config, the Procfile through ``make run``
+    (notifier.devtools.with_dotenv). Each of them then sees the same values.
+    """
+    path = dotenv_path()
+    load_dotenv(path)
+    return path
+
+
 def load_dotenv(path: Path) -> None:
     """Load KEY=VALUE lines from ``path`` into os.environ without overriding."""
     if not path.is_file():

@@ -10,11 +10,11 @@ import psycopg
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from notifier.env import load_dotenv  # noqa: E402
+from notifier.env import load_project_dotenv  # noqa: E402
 
 
 def main(extra: list[str]) -> None:
-    load_dotenv(Path(__file__).resolve().parents[2] / ".env")
+    load_project_dotenv()
     url = urlparse(os.environ.get("DATABASE_URL", "postgres://127.0.0.1:5432/notifier"))
     names = [unquote(url.path.lstrip("/")) or "notifier", *extra]
     params = dict(host=url.hostname or "127.0.0.1", port=url.port or 5432, dbname="postgres")

@@ -161,12 +161,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=1025)
     parser.add_argument("--dir", default="var/mail")
     args = parser.parse_args()
+    # Wait for SIGTERM/SIGINT with sigwait, not a handler: a handler calling Event.set() deadlocks when a
+    # second signal lands while the main thread holds the event's lock. Blocked before the server's
+    # thread starts, so every thread inherits the mask and only sigwait takes them.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     sink = SmtpSink(args.host, args.port, Path(args.dir)).start()
     print(f"SMTP sink listening on {args.host}:{sink.port}, keeping mail in {Path(args.dir).resolve()}", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    signal.sigwait(stop_signals)
     sink.stop()
 
 

@@ -1,4 +1,5 @@
-"""config/gunicorn.py: one listening socket per web process, and no access log unless asked for."""
+"""config/gunicorn.py: one listening socket per web process, no access log unless asked for, and the
+same .env as Django's settings."""
 import runpy
 from pathlib import Path
 
@@ -8,6 +9,7 @@ CONFIG = str(Path(__file__).resolve().parents[2] / "config" / "gunicorn.py")
 def _load(monkeypatch, **env):
     for name in ("GUNICORN_REUSE_PORT", "GUNICORN_ACCESSLOG", "GUNICORN_KEEPALIVE", "LOG_FORMAT", "DEBUG"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NOTIFIER_DOTENV", "/nonexistent/notifier-dotenv")  # not the repo's .env
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return runpy.run_path(CONFIG)
@@ -54,3 +56,11 @@ def test_web_processes_freeze_their_start_up_objects(monkeypatch):
 def test_idle_keep_alive_connections_stay_open_longer_than_client_pools_keep_them(monkeypatch):
     assert _load(monkeypatch)["keepalive"] == 75
     assert _load(monkeypatch, GUNICORN_KEEPALIVE="10")["keepalive"] == 10
+
+
+def test_the_log_format_follows_debug_when_debug_is_only_in_the_dotenv(monkeypatch, tmp_path):
+    """gunicorn reads its config before Django's settings: it loads .env itself, under the environment."""
+    dotenv = tmp_path / "dotenv"
+    dotenv.write_text("DEBUG=1\n")
+    assert "logconfig_dict" not in _load(monkeypatch, NOTIFIER_DOTENV=str(dotenv))  # plain, like the app's
+    assert "logconfig_dict" in _load(monkeypatch, NOTIFIER_DOTENV=str(dotenv), DEBUG="0")  # the environment wins
