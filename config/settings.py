@@ -319,6 +319,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", False)
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_TIMEZONE = "UTC"
+# Celery's consumer minus native delayed delivery (ETA tasks on quorum queues; notifier has none).
+CELERY_WORKER_CONSUMER = "config.celery_app:NotifierConsumer"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 
