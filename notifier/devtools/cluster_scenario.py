@@ -460,7 +460,8 @@ def format_report(report: dict) -> str:
         f"statuses {report['by_status']}",
         f"   load {report['load_s']}s ({report['accepted_per_s']}/s accepted), drained {report['drain_after_load_s']}s "
         f"after; first created -> last sent {report['end_to_end_s']}s ({report['sent_per_s']}/s sent)",
-        f"   requests {report['requests']}, retried {report['retried_requests']}, errors {report['request_errors'] or '{}'}",
+        f"   requests {report['requests']}, retried {report['retried_requests']}, "
+        f"errors {report['request_errors'] or '{}'}",
         f"   longest pause in sending after the fault {report['longest_pause_after_fault_s']}s",
     ]
     if smtp:
@@ -548,7 +549,8 @@ def main() -> None:
                     cluster.restart(node)
                     print(f"restarted {node.name} ({time.monotonic() - t0:.1f}s); it rejoined the cluster", flush=True)
             scenario = Scenario(fault=fault, notifications=args.notifications, provider=args.provider,
-                                clients=args.clients, batch_size=args.batch_size, fault_at=args.fault_at, claim_timeout=args.claim_timeout)
+                                clients=args.clients, batch_size=args.batch_size, fault_at=args.fault_at,
+                                claim_timeout=args.claim_timeout)
             report = run_scenario(cluster, scenario, workdir / fault, log=lambda m: print(m, flush=True))
             reports.append(report)
             print(format_report(report), flush=True)

@@ -187,7 +187,8 @@ class RabbitCluster:
                 if answers(node.port):
                     waiting.remove(node)
             if waiting and time.monotonic() > deadline:
-                raise RuntimeError(f"RabbitMQ nodes {[n.name for n in waiting]} did not boot in {self.boot_timeout:.0f}s")
+                raise RuntimeError(f"RabbitMQ nodes {[n.name for n in waiting]} did not boot in "
+                                   f"{self.boot_timeout:.0f}s")
             if waiting:
                 time.sleep(0.2)
 
