@@ -486,7 +486,11 @@ def _setup_django(database: str, redis_db: str) -> None:
         "NOTIFIER_SMS_PROVIDERS": "null", "NOTIFIER_PUSH_PROVIDERS": "null",
     })
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import atexit
+        import shutil
+
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="notifier-cluster-metrics-")
+        atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], True)
     sys.path.insert(0, str(ROOT))
     import django
 
