@@ -14,7 +14,7 @@ TEST_REDIS_DB ?= 15
 export NOTIFIER_TEST_NAMESPACE := $(TEST_NS)
 export NOTIFIER_TEST_REDIS_DB := $(TEST_REDIS_DB)
 
-.PHONY: run test setup services db venv bench clean check-python
+.PHONY: run test setup services db venv bench cluster-test clean check-python
 
 # Every process of `make run` writes its Prometheus counters here; /metrics adds them up.
 PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
@@ -73,6 +73,14 @@ db: venv
 
 bench: setup
 	$(BIN)/python manage.py bench $(BENCH_ARGS)
+
+# Scale-out (docs/scaling.md): a 3-node RabbitMQ cluster (own nodes and ports; the machine's RabbitMQ is not
+# touched), the stack on it with quorum queues, CLUSTER_NOTIFICATIONS posted, a broker node and then a worker
+# host SIGKILLed mid-load; prints sent, duplicates, time and throughput. Uses database notifier_$(TEST_NS)_cluster
+# (created and dropped) and Redis db $(TEST_REDIS_DB).
+CLUSTER_NOTIFICATIONS ?= 100000
+cluster-test: venv .env services
+	$(BIN)/python -m notifier.devtools.cluster_scenario --notifications $(CLUSTER_NOTIFICATIONS) $(CLUSTER_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -88,3 +88,22 @@ def _freeze_startup_objects(**kwargs):
     from notifier.process import freeze_startup_objects
 
     freeze_startup_objects()
+
+
+# --- Quorum queues: no native delayed delivery -------------------------------------------------
+from celery.worker.consumer import Consumer as _CeleryConsumer  # noqa: E402
+
+
+class NotifierConsumer(_CeleryConsumer):
+    """Celery's consumer without its native delayed delivery step (CELERY_WORKER_CONSUMER).
+
+    With quorum queues Celery (5.5+) adds a step that, at every consumer (re)start, declares 28
+    ``celery_delayed_*`` exchanges and quorum queues on EACH broker URL and binds every task queue
+    to them, for ETA/countdown tasks. notifier sends none (retry and schedule times live in
+    PostgreSQL), its exchange is direct (which that feature does not serve anyway), and the step
+    retries a broker that is down for about 16 s before the worker consumes again: after a RabbitMQ
+    node of a cluster died, every worker stopped delivering that long (make cluster-test)."""
+
+    class Blueprint(_CeleryConsumer.Blueprint):
+        default_steps = [step for step in _CeleryConsumer.Blueprint.default_steps
+                         if not step.endswith(":DelayedDelivery")]

@@ -99,9 +99,22 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Operations: DATABASE_POOLER=pgbouncer when DATABASE_URL points at pgbouncer in
 # transaction mode: no server-side cursors, no automatic prepared statements.
 DATABASE_POOLER = env_str("DATABASE_POOLER", "")
+# Scaling: a streaming replica for list and inbox reads (apps/ops/dbrouter.py, docs/scaling.md). Unset: none.
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL", "") or ""
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(
+        DATABASE_REPLICA_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 600), conn_health_checks=True,
+    )
+    if DATABASES["replica"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["replica"]["ENGINE"] = "config.postgresql"
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}  # tests read their own test database
+    DATABASE_ROUTERS = ["apps.ops.dbrouter.ReplicaRouter"]
+# Read-your-writes: a client that wrote reads lists from the primary for at least this long.
+NOTIFIER_REPLICA_PIN_SECONDS = env_float("NOTIFIER_REPLICA_PIN_SECONDS", 5.0)
 if DATABASE_POOLER == "pgbouncer":
-    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
+    for _alias in DATABASES:
+        DATABASES[_alias]["DISABLE_SERVER_SIDE_CURSORS"] = True
+        DATABASES[_alias].setdefault("OPTIONS", {})["prepare_threshold"] = None
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHES = {
@@ -333,6 +346,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", False)
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_TIMEZONE = "UTC"
+# Celery's consumer minus native delayed delivery (ETA tasks on quorum queues; notifier has none).
+CELERY_WORKER_CONSUMER = "config.celery_app:NotifierConsumer"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 
@@ -413,6 +428,9 @@ NOTIFIER_FREQUENCY_CAP_MAX_HOLD = env_float("NOTIFIER_FREQUENCY_CAP_MAX_HOLD", 7
 NOTIFIER_FIELD_ENCRYPTION_KEY = env_str("NOTIFIER_FIELD_ENCRYPTION_KEY", "") or ""
 
 INSTALLED_APPS += ["apps.idempotency"]
+if DATABASE_REPLICA_URL:  # a write pins its client to the primary before the answer leaves
+    MIDDLEWARE.insert(MIDDLEWARE.index("apps.ops.middleware.MetricsMiddleware") + 1,
+                      "apps.ops.dbrouter.ReplicaPinMiddleware")
 # LOGGING above, then notifier.pii.PiiFilter on every handler (Django's own defaults included).
 LOGGING_CONFIG = "notifier.pii.configure_logging"
 MIDDLEWARE.insert(1, "apps.notifications.api.middleware.RejectNulMiddleware")

@@ -47,6 +47,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
+from apps.ops.dbrouter import note_api_key_writes
 from notifier.context import get_request_id, reset_request_id, set_request_id
 
 from . import policy
@@ -182,8 +183,11 @@ class GroupCommitter:
                 db = connections["default"]
                 if db.connection is not None and time.monotonic() - last_ok < _HEALTHY_FOR:
                     db.health_check_done = True
-                create_group(_prepare(tickets))
+                group = _prepare(tickets)
+                create_group(group)
                 last_ok = time.monotonic()
+                # Read-your-writes with a read replica (a no-op without one): before the answers leave.
+                note_api_key_writes(t.api_key_id for t in group if t.error is None)
             except BaseException as exc:  # noqa: BLE001 - never kill the thread; the requests get the error
                 logger.exception("group commit of %d requests failed", len(tickets))
                 for ticket in tickets:

@@ -69,3 +69,20 @@ def test_a_worker_delivers_from_quorum_queues(quorum_vhost, stack, smtp_sink):
              message="the notification sent through the quorum queue")
     assert [m["Subject"] for m in smtp_sink.messages] == ["Code"]
     assert _queues(quorum_vhost)[settings.NOTIFIER_DEAD_QUEUE]["type"] == "quorum"
+
+
+def test_a_worker_on_quorum_queues_declares_no_delayed_delivery_queues(quorum_vhost, stack):
+    """Celery's native delayed delivery (28 celery_delayed_* quorum queues per broker URL, re-declared at
+    every reconnection, retrying a dead node for ~16 s first) is left out: notifier sends no ETA tasks."""
+    env = {"NOTIFIER_TEST_VHOST": quorum_vhost, "NOTIFIER_QUEUE_TYPE": "quorum"}
+    worker = stack.worker(env=env, wait=False)
+
+    def consumed():
+        queues = _queues(quorum_vhost)
+        return queues.get("notifications.normal", {}).get("consumers", 0) >= 1 and queues
+
+    queues = wait_for(consumed, timeout=90, interval=1, message="the worker consuming the quorum queues")
+    exchanges = httpx.get(f"{API}/exchanges/{quote(quorum_vhost, safe='')}", auth=AUTH, timeout=10).json()
+    assert not [name for name in queues if name.startswith("celery_delayed")]
+    assert not [e["name"] for e in exchanges if e["name"].startswith("celery_delayed")]
+    assert worker.alive()

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.notifications.api.errors import not_found_response
+from apps.ops.dbrouter import reads_from_replica
 
 from ..authentication import ApiKeyOrRecipientTokenAuthentication
 from ..permissions import InboxAccess
@@ -83,6 +84,7 @@ class InboxListView(_InboxView):
         ],
         responses={200: InboxPageSerializer},
     )
+    @reads_from_replica
     def get(self, request, external_id: str):
         recipient = _recipient(request, external_id)
         if recipient is None:

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from apps.idempotency.services import HEADER as IDEMPOTENCY_HEADER
 from apps.idempotency.services import idempotent
+from apps.ops.dbrouter import reads_from_replica
 
 from ..batch import batch_max, notifications_create_batch, validate_notification
 from ..models import API_CHANNELS, Channel, Status
@@ -248,6 +249,7 @@ class NotificationListView(APIView):
         ],
         responses={200: NotificationListItemSerializer(many=True)},
     )
+    @reads_from_replica
     def get(self, request):
         params = request.query_params
         qs = notification_list(status=params.get("status"), channel=params.get("channel"),
