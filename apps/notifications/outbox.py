@@ -57,16 +57,16 @@ def run(ids: list[int]) -> None:
     """Run the hooks of the rows ``ids`` (just committed by this process), each in its own transaction.
     Never raises (but for a soft time limit): a failure stays on its row for the beat job."""
     for outbox_id in ids:
-        _run_one("id = %s", [outbox_id])
+        _run_one("id = %s", [outbox_id], timezone.now())
 
 
-def run_due(*, limit: int = 1000) -> dict[str, int]:
-    """Beat: run the rows whose ``next_attempt_at`` has passed, oldest first, one transaction each.
-    Returns how many ran and how many failed (again)."""
-    now = timezone.now()
+def run_due(*, limit: int = 1000, now=None) -> dict[str, int]:
+    """Beat: run the rows whose ``next_attempt_at`` has passed (by ``now``), oldest first, one transaction
+    each. Returns how many ran and how many failed (again)."""
+    now = now or timezone.now()
     counts = {"ran": 0, "failed": 0}
     for _ in range(limit):
-        outcome = _run_one("next_attempt_at <= %s ORDER BY next_attempt_at", [now])
+        outcome = _run_one("next_attempt_at <= %s ORDER BY next_attempt_at", [now], now)
         if outcome is None:
             break
         counts["ran" if outcome else "failed"] += 1
@@ -76,9 +76,10 @@ def run_due(*, limit: int = 1000) -> dict[str, int]:
     return counts
 
 
-def _run_one(where: str, params: list) -> bool | None:
+def _run_one(where: str, params: list, now) -> bool | None:
     """Take one row matching ``where`` (skipping rows another process holds) and run its hook, deleting
-    the row in the hook's transaction. None: no row to take; True: the hook ran; False: it failed."""
+    the row in the hook's transaction. None: no row to take; True: the hook ran; False: it failed (its
+    next run is a back-off after ``now``)."""
     taken = None
     try:
         with transaction.atomic():
@@ -101,14 +102,13 @@ def _run_one(where: str, params: list) -> bool | None:
         if taken is None:
             logger.exception("could not take a result hook outbox row; the beat job will run it")
             return None
-        _failed(taken[0], taken[1], taken[3] + 1, exc)
+        _failed(taken[0], taken[1], taken[3] + 1, exc, now)
         return False
     return True
 
 
-def _failed(outbox_id: int, hook: str, attempts: int, exc: BaseException) -> None:
+def _failed(outbox_id: int, hook: str, attempts: int, exc: BaseException, now) -> None:
     """Count a failed run on the row (rolled back, so still there) and set its next time, or give up."""
-    now = timezone.now()
     error = scrub_text(f"{type(exc).__name__}: {exc}")[:2000]
     dead = attempts >= settings.NOTIFIER_RESULT_HOOK_MAX_ATTEMPTS
     next_at = None if dead else now + timedelta(seconds=BACKOFF.delay(attempts))

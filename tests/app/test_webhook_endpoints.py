@@ -152,3 +152,30 @@ def test_an_endpoint_that_answers_410_gone_is_disabled_at_once_with_the_reason(a
         assert response.json()["active"] is True and response.json()["disabled_reason"] == ""
     finally:
         gone.close()
+
+
+def test_a_project_cannot_register_more_webhook_endpoints_than_the_limit(api, allow_private, settings):
+    from rest_framework.test import APIClient
+
+    from apps.apikeys.models import Project
+    from apps.apikeys.services import api_key_create
+
+    settings.NOTIFIER_WEBHOOK_MAX_ENDPOINTS = 2
+    assert _register(api).status_code == status.HTTP_201_CREATED
+    assert _register(api, events=["notification.failed"]).status_code == status.HTTP_201_CREATED
+
+    response = _register(api)
+    assert response.status_code == status.HTTP_400_BAD_REQUEST
+    assert response.json() == {"errors": {"non_field_errors": [
+        "This project already has the most webhook endpoints allowed (2); delete one before registering another."]}}
+    assert WebhookEndpoint.objects.count() == 2
+
+    # The limit is per project: another project's key still registers ...
+    other = APIClient()
+    other_key = api_key_create(name="o", project=Project.objects.create(slug="o"))
+    other.credentials(HTTP_AUTHORIZATION=f"Bearer {other_key.raw}")
+    assert _register(other).status_code == status.HTTP_201_CREATED
+    # ... and deleting one makes room again.
+    first = api.get("/api/v1/webhooks/endpoints/").json()["results"][0]["id"]
+    assert api.delete(f"/api/v1/webhooks/endpoints/{first}/").status_code == status.HTTP_204_NO_CONTENT
+    assert _register(api).status_code == status.HTTP_201_CREATED
