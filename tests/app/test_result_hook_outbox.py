@@ -2,7 +2,7 @@
 that fails never rolls back the results a provider accepted (which were then sent again), it is retried
 from its row, and a row left behind by a process that died after the commit is run by the beat job
 (issue 22). Real PostgreSQL, real commits, the SMTP sink as the relay; the failure is PostgreSQL's own
-(a trigger refuses the fan-out's insert)."""
+(a trigger refuses the fan-out's insert: ``webhook_inserts_fail``)."""
 from __future__ import annotations
 
 import json
@@ -23,11 +23,10 @@ from apps.notifications.services import NotificationSpec, notifications_create
 from apps.recipients.models import Recipient
 from apps.webhooks import selectors
 from apps.webhooks.services import webhook_endpoint_create
+from tests.conftest import WEBHOOK_INSERTS_REFUSED as REFUSED
 from tests.stack import Stack, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-REFUSED = "webhook deliveries refused by a test trigger"
 
 
 @pytest.fixture(autouse=True)
@@ -42,26 +41,6 @@ def _fresh_subscriptions(settings):
 def relay(settings, smtp_sink, purge_queues):
     settings.EMAIL_PORT = smtp_sink.port
     return smtp_sink
-
-
-@pytest.fixture
-def webhook_inserts_fail():
-    """PostgreSQL refuses every insert of a webhook delivery (as a full disk or a broken constraint would)
-    until the returned function is called."""
-    with connection.cursor() as cursor:
-        cursor.execute(f"""
-            CREATE OR REPLACE FUNCTION test_refuse_webhooks() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN RAISE EXCEPTION '{REFUSED}'; END $$;
-            CREATE TRIGGER test_refuse_webhooks BEFORE INSERT ON {Notification._meta.db_table}
-            FOR EACH ROW WHEN (NEW.channel = 'webhook') EXECUTE FUNCTION test_refuse_webhooks();
-        """)
-
-    def repair():
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP TRIGGER IF EXISTS test_refuse_webhooks ON {Notification._meta.db_table};"
-                           f" DROP FUNCTION IF EXISTS test_refuse_webhooks();")
-    yield repair
-    repair()
 
 
 def _emails(count: int) -> list[str]:
@@ -104,7 +83,7 @@ def test_a_failing_result_hook_leaves_the_sent_results_recorded_and_nothing_is_s
     assert len(relay.messages) == 5
 
     # The fan-out works again: the beat job's retry makes the events, once.
-    webhook_inserts_fail()
+    webhook_inserts_fail.repair()
     assert outbox.run_due(now=timezone.now() + timedelta(minutes=1)) == {"ran": 1, "failed": 0}
     events = _webhook_events()
     assert sorted(e["data"]["id"] for e in events) == sorted(ids)
@@ -146,7 +125,7 @@ def test_a_result_hook_that_keeps_failing_backs_off_then_is_dead_in_the_admin_wh
     response = client.post("/admin/notifications/resulthookoutbox/",
                            {"action": "run_again", "_selected_action": [dead.pk]})
     assert response.status_code == 302
-    webhook_inserts_fail()
+    webhook_inserts_fail.repair()
     assert tasks.result_hooks() == {"ran": 1, "failed": 0}
     assert sorted(e["data"]["id"] for e in _webhook_events()) == sorted(ids)
 
