@@ -207,6 +207,11 @@ if NOTIFIER_CHUNK_DEADLINE <= 0 or NOTIFIER_MAX_CLAIM_TIMEOUTS < 1:
     raise ImproperlyConfigured("NOTIFIER_CHUNK_DEADLINE must be > 0 and NOTIFIER_MAX_CLAIM_TIMEOUTS >= 1")
 NOTIFIER_DISPATCH_INTERVAL = env_float("NOTIFIER_DISPATCH_INTERVAL", 1.0)
 NOTIFIER_SWEEP_INTERVAL = env_float("NOTIFIER_SWEEP_INTERVAL", 30.0)
+# Result hooks (inbox entries, webhook events) run after the results' commit from an outbox row
+# (apps/notifications/outbox.py). The beat job runs rows left behind or failed every this many seconds;
+# a row whose hook failed this many times is dead (kept for the admin).
+NOTIFIER_RESULT_HOOK_INTERVAL = env_float("NOTIFIER_RESULT_HOOK_INTERVAL", 5.0)
+NOTIFIER_RESULT_HOOK_MAX_ATTEMPTS = env_int("NOTIFIER_RESULT_HOOK_MAX_ATTEMPTS", 10)
 NOTIFIER_CHUNK_SIZE = env_int("NOTIFIER_CHUNK_SIZE", 1000)
 # --- Throughput (issue 7): most items per POST /api/v1/notifications/batch/ ---
 NOTIFIER_BATCH_MAX = env_int("NOTIFIER_BATCH_MAX", 1000)
@@ -296,6 +301,8 @@ NOTIFIER_WEBHOOK_MAX_RESPONSE_BYTES = env_int("NOTIFIER_WEBHOOK_MAX_RESPONSE_BYT
 # An endpoint is disabled after this many events in a row failed for good (retries exhausted).
 NOTIFIER_WEBHOOK_DISABLE_AFTER = env_int("NOTIFIER_WEBHOOK_DISABLE_AFTER", 5)
 NOTIFIER_WEBHOOK_PRIORITY = env_str("NOTIFIER_WEBHOOK_PRIORITY", "normal")
+# Endpoints a project may register (each event fans out to at most this many deliveries).
+NOTIFIER_WEBHOOK_MAX_ENDPOINTS = env_int("NOTIFIER_WEBHOOK_MAX_ENDPOINTS", 20)
 # How the webhook provider finds endpoint URLs and secrets (one call per chunk).
 NOTIFIER_WEBHOOK_ENDPOINT_RESOLVER = "apps.webhooks.selectors.endpoints_for_delivery"
 
@@ -367,6 +374,8 @@ CELERY_BEAT_SCHEDULE = {
                                          max(math.ceil(NOTIFIER_DISPATCH_INTERVAL * 5), 5)),
     "notifier-sweep": _beat_entry("notifier.sweep", NOTIFIER_SWEEP_INTERVAL,
                                   max(math.ceil(NOTIFIER_SWEEP_INTERVAL * 2), 10)),
+    "notifier-result-hooks": _beat_entry("notifier.result_hooks", NOTIFIER_RESULT_HOOK_INTERVAL,
+                                         max(math.ceil(NOTIFIER_RESULT_HOOK_INTERVAL * 2), 10)),
 }
 # Rows one dispatcher transaction releases at most (it loops until nothing is due).
 NOTIFIER_DISPATCH_LIMIT = env_int("NOTIFIER_DISPATCH_LIMIT", 5000)

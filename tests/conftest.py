@@ -106,6 +106,42 @@ def smtp_sink():
     sink.stop()
 
 
+# What PostgreSQL answers while ``webhook_inserts_fail`` is on.
+WEBHOOK_INSERTS_REFUSED = "webhook deliveries refused by a test trigger"
+
+
+@pytest.fixture
+def webhook_inserts_fail(transactional_db):
+    """PostgreSQL refuses every insert of a webhook delivery (as a full disk or a broken constraint would),
+    for every process using the test database, until ``.repair()`` (``.fail()`` breaks it again)."""
+    from types import SimpleNamespace
+
+    from django.db import connection
+
+    from apps.notifications.models import Notification
+
+    table = Notification._meta.db_table
+
+    def fail():
+        with connection.cursor() as cursor:
+            cursor.execute(f"""
+                CREATE OR REPLACE FUNCTION test_refuse_webhooks() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN RAISE EXCEPTION '{WEBHOOK_INSERTS_REFUSED}'; END $$;
+                DROP TRIGGER IF EXISTS test_refuse_webhooks ON {table};
+                CREATE TRIGGER test_refuse_webhooks BEFORE INSERT ON {table}
+                FOR EACH ROW WHEN (NEW.channel = 'webhook') EXECUTE FUNCTION test_refuse_webhooks();
+            """)
+
+    def repair():
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TRIGGER IF EXISTS test_refuse_webhooks ON {table};"
+                           f" DROP FUNCTION IF EXISTS test_refuse_webhooks();")
+
+    fail()
+    yield SimpleNamespace(fail=fail, repair=repair)
+    repair()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_circuits():
     """Every test starts with closed circuit breakers (their state lives in Redis)."""

@@ -9,6 +9,6 @@ class InboxConfig(AppConfig):
     def ready(self) -> None:
         from apps.notifications import policy
 
-        hook = "apps.inbox.hooks.on_results"
+        hook = "apps.inbox.hooks"
         if hook not in policy.RESULT_HOOKS:
             policy.RESULT_HOOKS.append(hook)

@@ -2,7 +2,8 @@ from django.contrib import admin, messages
 
 from notifier.pii import mask_address
 
-from .models import Category, Notification, NotificationEvent, Status
+from . import outbox
+from .models import Category, Notification, NotificationEvent, ResultHookOutbox, Status
 from .services import notifications_requeue
 
 
@@ -62,3 +63,46 @@ class NotificationAdmin(admin.ModelAdmin):
         skipped = queryset.count() - count
         self.message_user(request, f"Requeued {count} failed notification(s)."
                           + (f" Skipped {skipped} not failed." if skipped else ""), messages.SUCCESS)
+
+
+class DeadFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("dead", "dead (given up)"), ("pending", "pending or retrying")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "dead":
+            return queryset.filter(dead_at__isnull=False)
+        if self.value() == "pending":
+            return queryset.filter(dead_at__isnull=True)
+        return queryset
+
+
+@admin.register(ResultHookOutbox)
+class ResultHookOutboxAdmin(admin.ModelAdmin):
+    """Result hooks (inbox entries, webhook events) not run yet: rows that failed and wait for a retry, and
+    dead ones (failed NOTIFIER_RESULT_HOOK_MAX_ATTEMPTS times). A row that ran is deleted."""
+
+    list_display = ("id", "hook", "created_at", "attempts", "next_attempt_at", "dead_at", "short_error")
+    list_filter = (DeadFilter, "hook")
+    actions = ["run_again"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return request.method in ("GET", "HEAD") and super().has_view_permission(request, obj)
+
+    @admin.display(description="last error")
+    def short_error(self, obj):
+        return obj.last_error[:120]
+
+    @admin.action(description="Run selected rows again (due now, fresh attempts)")
+    def run_again(self, request, queryset):
+        count = outbox.retry(list(queryset.values_list("id", flat=True)))
+        self.message_user(request, f"{count} row(s) will run at the next result-hooks job.", messages.SUCCESS)

@@ -33,7 +33,7 @@ from notifier.pgarray import plain_array, text_array
 from notifier.pii import mask_generic, scrub_text
 from notifier.retry import Backoff, should_retry
 
-from . import bulk, policy
+from . import bulk, outbox, policy
 from .categories import category_get
 from .models import Notification, NotificationEvent, Status
 from .queues import publish_dead_letters
@@ -467,7 +467,9 @@ def _put_back(notifications: list[Notification], claimed_at: datetime, detail: s
 
 
 def record_results(results: list[Result]) -> None:
-    """Write every result and its event with one statement; dead-letter after commit.
+    """Write every result and its event with one statement; dead-letter after commit, and run the result
+    hooks that have work in them from the outbox (``outbox.py``: one row per such hook, written in the
+    same transaction, run after the commit).
 
     The results travel as one array parameter per column, each the text of the
     array (``notifier.pgarray``: joined in one pass, parsed by PostgreSQL; a
@@ -498,6 +500,9 @@ def record_results(results: list[Result]) -> None:
         plain_array([(r.notification.attempts + 1) if r.attempted else None for r in results]),
     ]
     tids = [getattr(r.notification, "claim_tid", None) for r in results]
+    # What the result hooks (inbox, webhook events) will need: usually nothing (no in-app result, no
+    # endpoint listening), and then no outbox row is written and nothing runs after the commit.
+    hooks = policy.prepare_results(results, now)
     with transaction.atomic():
         with connection.cursor() as cursor:
             if None in tids:
@@ -518,8 +523,12 @@ def record_results(results: list[Result]) -> None:
         ]
         if letters:
             transaction.on_commit(lambda: _dead_letter(letters))
-        policy.after_results(results, now)
         transaction.on_commit(lambda: _observe_results(results, now))
+        if hooks:
+            # The hooks run after the commit, each in its own transaction: one that fails is retried from
+            # its outbox row and never rolls back these results (which would send them again).
+            outbox_ids = outbox.write(hooks, now)
+            transaction.on_commit(lambda: outbox.run(outbox_ids))
 
 
 _SET_RESULT = """

@@ -168,3 +168,38 @@ class NotificationEvent(models.Model):
     class Meta:
         ordering = ["at", "id"]
         indexes = [models.Index(fields=["notification", "at"], name="event_notif_at_idx")]
+
+
+class ResultHookOutbox(models.Model):
+    """Result hooks still to run for results already recorded: the transactional outbox
+    (``apps/notifications/outbox.py``).
+
+    The transaction that records a batch of results adds one row per result hook that has work in it
+    (``policy.RESULT_HOOKS``: the in-app inbox, webhook events), holding what the hook needs (ids and
+    the results' values, never whole notifications). After the commit the same process runs each hook in
+    a transaction of its own that also deletes the row; a hook that fails leaves its row for a retry
+    (``next_attempt_at``) and never touches the recorded results. The beat job ``notifier.result_hooks``
+    runs the rows left behind. After ``NOTIFIER_RESULT_HOOK_MAX_ATTEMPTS`` failures a row is dead
+    (``dead_at``, no ``next_attempt_at``): kept for the admin, which can run it again.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    hook = models.CharField(max_length=100, help_text="The result hook (a module in policy.RESULT_HOOKS).")
+    data = models.JSONField(help_text="What the hook needs to run: notification ids and their results.")
+    created_at = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=0, help_text="Failed runs so far.")
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the beat job may run it (empty: dead, given up).")
+    last_error = models.TextField(blank=True)
+    dead_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "result hook outbox row"
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], name="hook_outbox_due_idx",
+                         condition=models.Q(next_attempt_at__isnull=False)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hook} #{self.id}"

@@ -18,15 +18,26 @@ provider outcome of the chunk, a push fanned out to devices giving several)
 and acts on them in bulk, e.g. suppressing dead addresses. A failing hook is
 logged and never stops results from being recorded.
 
-A result hook takes ``(results, now)``: the ``delivery.Result`` objects a
-worker just wrote for one chunk. It runs inside the transaction that wrote
-them (so its own writes commit or roll back with them) and may register
-``transaction.on_commit`` callbacks for side effects such as publishing.
+A result hook is a module with two functions. ``prepare(results, now)`` gets
+the ``delivery.Result`` objects a worker is about to record (one chunk, or one
+provider call of a slow chunk) and returns what the hook will need, as JSON
+(ids and the results' values), or ``None`` when it has nothing to do: it runs
+on the hot path, so it reads no more than it must (cached tables, at most one
+query when someone is interested) and writes nothing. The results and one
+outbox row per hook that returned something commit together
+(``apps/notifications/outbox.py``); then ``run(data)`` does the work in a
+transaction of its own, after the commit, and may register
+``transaction.on_commit`` callbacks (publishing). A hook that raises is retried
+from its outbox row and never rolls back the results. ``run`` runs once per row
+(the row is deleted in its transaction), but possibly seconds later or in
+another process (the beat job ``notifier.result_hooks``): it must read what it
+needs from ``data`` and the database, not from the process.
 Features plug in here (the in-app inbox, outbound webhook events) instead of
 editing the pipeline.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,7 +62,8 @@ SEND_CHECKS: list[str] = [
 AFTER_SEND_HOOKS: list[str] = [
     "apps.providers.services.provider_outcomes_apply",
 ]
-# Result hooks: apps register theirs in AppConfig.ready() (apps.inbox, apps.webhooks).
+# Result hooks: modules with prepare() and run(); apps register theirs in AppConfig.ready() (apps.inbox,
+# apps.webhooks). The path is also the name an outbox row gives its hook.
 RESULT_HOOKS: list[str] = []
 
 
@@ -96,6 +108,31 @@ def after_send(items) -> None:
         except Exception:  # noqa: BLE001 - recording the results matters more
             logger.exception("after-send hook %s failed", getattr(hook, "__name__", hook))
 
-def after_results(results, now) -> None:
-    for hook in _load(tuple(RESULT_HOOKS)):
-        hook(results, now)
+
+@lru_cache(maxsize=None)
+def _modules(paths: tuple[str, ...]):
+    return tuple(importlib.import_module(p) for p in paths)
+
+
+def prepare_results(results, now) -> list[tuple[str, object]]:
+    """``(hook, data)`` for each result hook with work in ``results``; nothing when none has any.
+
+    A hook whose ``prepare`` fails is logged and skipped: the results are recorded all the same."""
+    pending = []
+    for path, hook in zip(RESULT_HOOKS, _modules(tuple(RESULT_HOOKS))):
+        try:
+            data = hook.prepare(results, now)
+        except INTERRUPTS:
+            raise
+        except Exception:  # noqa: BLE001 - recording the results matters more
+            logger.exception("result hook %s could not prepare %d results; they get no hook", path, len(results))
+            continue
+        if data is not None:
+            pending.append((path, data))
+    return pending
+
+
+def result_hook(path: str):
+    """The registered result hook module named ``path`` (an outbox row's ``hook``), or None."""
+    paths = tuple(RESULT_HOOKS)
+    return _modules(paths)[paths.index(path)] if path in paths else None

@@ -5,7 +5,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
-from . import delivery
+from . import delivery, outbox
 
 
 @shared_task(name="notifier.deliver", bind=True, acks_late=True, autoretry_for=(DatabaseError,),
@@ -30,3 +30,9 @@ def dispatch_due() -> int:
 def sweep() -> dict[str, int]:
     """Beat: put back work lost to dead workers or dropped publishes."""
     return delivery.sweep()
+
+
+@shared_task(name="notifier.result_hooks", acks_late=True)
+def result_hooks() -> dict[str, int]:
+    """Beat: run the result hooks left behind by a process that died after recording results, and retries."""
+    return outbox.run_due()

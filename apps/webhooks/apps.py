@@ -9,6 +9,6 @@ class WebhooksConfig(AppConfig):
     def ready(self) -> None:
         from apps.notifications import policy
 
-        hook = "apps.webhooks.hooks.on_results"
+        hook = "apps.webhooks.hooks"
         if hook not in policy.RESULT_HOOKS:
             policy.RESULT_HOOKS.append(hook)

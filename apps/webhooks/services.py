@@ -31,16 +31,35 @@ def _iso(value):
     return _datetime.to_representation(value) if value else None
 
 
+class EndpointLimitReached(Exception):
+    """The project already has ``NOTIFIER_WEBHOOK_MAX_ENDPOINTS`` endpoints."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"This project already has the most webhook endpoints allowed ({limit}); "
+                         f"delete one before registering another.")
+        self.limit = limit
+
+
 def webhook_endpoint_create(*, url: str, events: list[str], description: str = "", api_key=None) -> WebhookEndpoint:
     """A new endpoint of ``api_key``'s project (no key: the default project), hearing of the channels the key
-    may use; its ``secret`` attribute is returned once to the caller."""
-    owner = {}
-    if api_key is not None:
-        owner = {"project_id": api_key.project_id, "channels": sorted(api_key.allowed_channels or [])}
-    endpoint = WebhookEndpoint.objects.create(
-        url=url, events=sorted(set(events)), description=description, secret=secret_generate(), api_key=api_key,
-        **owner,
-    )
+    may use; its ``secret`` attribute is returned once to the caller.
+
+    A project has at most ``NOTIFIER_WEBHOOK_MAX_ENDPOINTS`` endpoints (active or not), so one event fans out
+    to at most that many deliveries: one more raises ``EndpointLimitReached``. The project's row is locked
+    while counting, so concurrent registrations cannot pass the limit together."""
+    from apps.apikeys.models import Project, default_project_id
+
+    project_id = api_key.project_id if api_key is not None else default_project_id()
+    channels = sorted(api_key.allowed_channels or []) if api_key is not None else []
+    limit = settings.NOTIFIER_WEBHOOK_MAX_ENDPOINTS
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project_id).values_list("pk").first()
+        if WebhookEndpoint.objects.filter(project_id=project_id).count() >= limit:
+            raise EndpointLimitReached(limit)
+        endpoint = WebhookEndpoint.objects.create(
+            url=url, events=sorted(set(events)), description=description, secret=secret_generate(),
+            api_key=api_key, project_id=project_id, channels=channels,
+        )
     selectors.clear_cache()
     return endpoint
 

@@ -2,6 +2,7 @@
 from datetime import timedelta
 
 import pytest
+from django.test import TestCase
 from django.utils import timezone
 from rest_framework import status
 from rest_framework.test import APIClient
@@ -33,7 +34,10 @@ def _post_in_app(api, recipient="alice", **extra):
 
 
 def _deliver(*ids):
-    return delivery.deliver_chunk(list(ids))
+    # The result hooks (the inbox among them) run after the results' commit: inside the test's
+    # transaction, when the callbacks are executed.
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return delivery.deliver_chunk(list(ids))
 
 
 def _token_client(recipient, **kwargs):

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.test import TestCase
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from rest_framework import status
@@ -244,7 +245,8 @@ def test_a_recipient_token_opens_only_the_inbox_of_the_recipient_it_was_minted_f
     a_id = _send(a, "in_app", {"recipient": "user-42", "title": "for A", "body": "b"})
     from apps.notifications.delivery import deliver_chunk
 
-    deliver_chunk([a_id])
+    with TestCase.captureOnCommitCallbacks(execute=True):  # the result hooks run after the commit
+        deliver_chunk([a_id])
     token_b = b.post("/api/v1/recipients/user-42/token/", {}, format="json").json()["token"]
     with_token = APIClient()
     with_token.credentials(HTTP_AUTHORIZATION=f"Bearer {token_b}")
@@ -325,7 +327,8 @@ def test_a_delivery_result_makes_webhook_deliveries_for_its_own_projects_endpoin
     a.put("/api/v1/recipients/user-1/", {}, format="json")
     a_id = _send(a, "in_app", {"recipient": "user-1", "title": "t", "body": "b"})
 
-    deliver_chunk([a_id])
+    with TestCase.captureOnCommitCallbacks(execute=True):  # the result hooks run after the commit
+        deliver_chunk([a_id])
 
     hooks = Notification.objects.filter(channel="webhook")
     assert [(h.to, h.project.slug) for h in hooks] == [(a_endpoint["id"], "project-a")]

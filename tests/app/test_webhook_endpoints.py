@@ -2,6 +2,7 @@
 import json
 
 import pytest
+from django.test import TestCase
 from rest_framework import status
 
 from apps.notifications import delivery
@@ -23,6 +24,13 @@ def _fresh_subscriptions():
 @pytest.fixture
 def allow_private(settings):
     settings.NOTIFIER_WEBHOOK_ALLOW_PRIVATE = True
+
+
+def _deliver(ids):
+    # The result hooks (webhook events among them) run after the results' commit: inside the test's
+    # transaction, when the callbacks are executed.
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return delivery.deliver_chunk(ids)
 
 
 def _register(api, url="http://127.0.0.1:9/hook", events=("notification.sent",), **extra):
@@ -78,7 +86,7 @@ def test_a_sent_notification_becomes_one_webhook_delivery_per_subscribed_endpoin
     Recipient.objects.create(external_id="alice")
     posted = api.post("/api/v1/notifications/in_app/", {"recipient": "alice", "title": "t", "body": "b",
                                                         "metadata": {"order": 7}}, format="json").json()
-    delivery.deliver_chunk([posted["id"]])
+    _deliver([posted["id"]])
 
     [hook] = Notification.objects.filter(channel="webhook")
     assert hook.to == subscribed["id"]
@@ -97,7 +105,7 @@ def test_reading_an_inbox_item_emits_notification_delivered(api, allow_private):
     Recipient.objects.create(external_id="alice")
     posted = api.post("/api/v1/notifications/in_app/", {"recipient": "alice", "title": "t", "body": "b"},
                       format="json").json()
-    delivery.deliver_chunk([posted["id"]])
+    _deliver([posted["id"]])
     assert not Notification.objects.filter(channel="webhook").exists()
     api.post(f"/api/v1/recipients/alice/inbox/{posted['id']}/read/")
     [hook] = Notification.objects.filter(channel="webhook")
@@ -111,9 +119,9 @@ def test_no_events_about_webhook_deliveries_themselves(api, allow_private):
     Recipient.objects.create(external_id="alice")
     posted = api.post("/api/v1/notifications/in_app/", {"recipient": "alice", "title": "t", "body": "b"},
                       format="json").json()
-    delivery.deliver_chunk([posted["id"]])
+    _deliver([posted["id"]])
     [hook] = Notification.objects.filter(channel="webhook")
-    delivery.deliver_chunk([str(hook.id)])  # port 9 refuses: a transient failure, retried later
+    _deliver([str(hook.id)])  # port 9 refuses: a transient failure, retried later
     assert Notification.objects.filter(channel="webhook").count() == 1
 
 
@@ -126,9 +134,9 @@ def test_an_endpoint_that_answers_410_gone_is_disabled_at_once_with_the_reason(a
         Recipient.objects.create(external_id="alice")
         posted = api.post("/api/v1/notifications/in_app/", {"recipient": "alice", "title": "t", "body": "b"},
                           format="json").json()
-        delivery.deliver_chunk([posted["id"]])
+        _deliver([posted["id"]])
         hook = Notification.objects.get(channel="webhook")
-        assert delivery.deliver_chunk([str(hook.id)]) == {"failed": 1}  # permanent: no retry
+        assert _deliver([str(hook.id)]) == {"failed": 1}  # permanent: no retry
         assert len(gone.requests) == 1
         body = api.get(f"/api/v1/webhooks/endpoints/{endpoint['id']}/").json()
         assert body["active"] is False
@@ -138,9 +146,36 @@ def test_an_endpoint_that_answers_410_gone_is_disabled_at_once_with_the_reason(a
         second = api.post("/api/v1/notifications/in_app/", {"recipient": "alice", "title": "t", "body": "b"},
                           format="json").json()
         clear_cache()
-        delivery.deliver_chunk([second["id"]])
+        _deliver([second["id"]])
         assert Notification.objects.filter(channel="webhook").count() == 1  # disabled: not subscribed any more
         response = api.post(f"/api/v1/webhooks/endpoints/{endpoint['id']}/enable/")
         assert response.json()["active"] is True and response.json()["disabled_reason"] == ""
     finally:
         gone.close()
+
+
+def test_a_project_cannot_register_more_webhook_endpoints_than_the_limit(api, allow_private, settings):
+    from rest_framework.test import APIClient
+
+    from apps.apikeys.models import Project
+    from apps.apikeys.services import api_key_create
+
+    settings.NOTIFIER_WEBHOOK_MAX_ENDPOINTS = 2
+    assert _register(api).status_code == status.HTTP_201_CREATED
+    assert _register(api, events=["notification.failed"]).status_code == status.HTTP_201_CREATED
+
+    response = _register(api)
+    assert response.status_code == status.HTTP_400_BAD_REQUEST
+    assert response.json() == {"errors": {"non_field_errors": [
+        "This project already has the most webhook endpoints allowed (2); delete one before registering another."]}}
+    assert WebhookEndpoint.objects.count() == 2
+
+    # The limit is per project: another project's key still registers ...
+    other = APIClient()
+    other_key = api_key_create(name="o", project=Project.objects.create(slug="o"))
+    other.credentials(HTTP_AUTHORIZATION=f"Bearer {other_key.raw}")
+    assert _register(other).status_code == status.HTTP_201_CREATED
+    # ... and deleting one makes room again.
+    first = api.get("/api/v1/webhooks/endpoints/").json()["results"][0]["id"]
+    assert api.delete(f"/api/v1/webhooks/endpoints/{first}/").status_code == status.HTTP_204_NO_CONTENT
+    assert _register(api).status_code == status.HTTP_201_CREATED

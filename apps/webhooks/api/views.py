@@ -4,6 +4,7 @@ An endpoint belongs to the registering key's project and hears only of that proj
 the channels the key may use. Keys see and change only their project's endpoints (a key restricted to
 some channels: only endpoints restricted to those); any other is not found (404). Registering one takes
 ``notifications:read`` as well as ``notifications:write``: an endpoint receives the notifications' data.
+A project has at most ``NOTIFIER_WEBHOOK_MAX_ENDPOINTS`` endpoints: one more is a 400 (``non_field_errors``).
 """
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -15,7 +16,8 @@ from apps.notifications.api.errors import not_found_response
 from apps.notifications.api.views import IdCursorPagination, key_owner
 
 from ..selectors import endpoint_owned, endpoints_owned
-from ..services import webhook_endpoint_create, webhook_endpoint_delete, webhook_endpoint_enable
+from ..services import (EndpointLimitReached, webhook_endpoint_create, webhook_endpoint_delete,
+                        webhook_endpoint_enable)
 from .serializers import EndpointCreatedSerializer, EndpointInputSerializer, EndpointSerializer
 
 
@@ -33,7 +35,10 @@ class EndpointListView(APIView):
             raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
         serializer = EndpointInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        endpoint = webhook_endpoint_create(**serializer.validated_data, api_key=request.auth)
+        try:
+            endpoint = webhook_endpoint_create(**serializer.validated_data, api_key=request.auth)
+        except EndpointLimitReached as exc:
+            raise ValidationError({"non_field_errors": [str(exc)]}) from exc
         body = EndpointCreatedSerializer(endpoint).data
         return Response(body, status=status.HTTP_201_CREATED,
                         headers={"Location": f"/api/v1/webhooks/endpoints/{endpoint.id}/"})
