@@ -16,7 +16,7 @@ def _purge_broker() -> None:
 
     with app.connection_for_write() as conn:
         channel = conn.channel()
-        for name in [*settings.PRIORITY_QUEUES.values(), settings.NOTIFIER_DEAD_QUEUE]:
+        for name in [*(q.name for q in settings.CELERY_TASK_QUEUES), settings.NOTIFIER_DEAD_QUEUE]:
             try:
                 channel.queue_delete(name)
             except Exception:  # noqa: BLE001 - not there yet
@@ -45,7 +45,7 @@ def clean_services():
 
 @pytest.fixture
 def purge_queues():
-    """Empty the priority queues and the dead-letter queue."""
+    """Empty the priority queues, the maintenance queue and the dead-letter queue."""
     _purge_broker()
     yield
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CELERY = str(Path(sys.executable).with_name("celery"))
-ALL_QUEUES = "notifications.high,notifications.normal,notifications.low"
+# The priority queues and beat's maintenance queue: one worker that does everything.
+ALL_QUEUES = "notifications.high,notifications.normal,notifications.low,notifications.maintenance"
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
@@ -86,10 +87,10 @@ class Stack:
         return proc
 
     def worker(self, queues: str = ALL_QUEUES, concurrency: int = 2, env: dict[str, str] | None = None,
-               prefetch: int | None = None, wait: bool = True) -> Proc:
+               prefetch: int | None = None, wait: bool = True, pool: str = "prefork") -> Proc:
         name = f"w{len(self.procs)}-{uuid.uuid4().hex[:6]}@test"
         args = [CELERY, "-A", "config.celery_app", "worker", "-Q", queues, "-n", name, "-c", str(concurrency),
-                "--pool", "prefork", "--without-gossip", "--without-mingle", "-l", "WARNING"]
+                "--pool", pool, "--without-gossip", "--without-mingle", "-l", "WARNING"]
         if prefetch is not None:
             args += ["--prefetch-multiplier", str(prefetch)]
         proc = self._start(args, name, env)
