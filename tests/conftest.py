@@ -78,6 +78,10 @@ def _defaults(request):
         from apps.notifications.groupcommit import group_committer_stop
 
         group_committer_stop()  # its connection would keep the test database busy
+    elif wants_db:
+        from apps.notifications.services import publisher_drain
+
+        publisher_drain()  # the publisher thread's connection too (it deletes PendingPublish entries)
 
 
 @pytest.fixture
