@@ -182,9 +182,6 @@ NOTIFIER_RETRY_BACKOFF_MAX = env_float("NOTIFIER_RETRY_BACKOFF_MAX", 300.0)
 NOTIFIER_CLAIM_TIMEOUT = env_float("NOTIFIER_CLAIM_TIMEOUT", 330.0)
 # A row left `queued` this long with no claim is republished (its message was lost).
 NOTIFIER_REQUEUE_AFTER = env_float("NOTIFIER_REQUEUE_AFTER", 600.0)
-# Created rows whose publish is still unconfirmed this long after their commit (their web process died in
-# between: a PendingPublish entry is left) are republished by the dispatcher. 0: no entries, the sweep only.
-NOTIFIER_PUBLISH_GRACE = env_float("NOTIFIER_PUBLISH_GRACE", 5.0)
 NOTIFIER_DISPATCH_INTERVAL = env_float("NOTIFIER_DISPATCH_INTERVAL", 1.0)
 NOTIFIER_SWEEP_INTERVAL = env_float("NOTIFIER_SWEEP_INTERVAL", 30.0)
 NOTIFIER_CHUNK_SIZE = env_int("NOTIFIER_CHUNK_SIZE", 1000)
@@ -206,6 +203,9 @@ NOTIFIER_GROUP_COMMIT = env_bool("NOTIFIER_GROUP_COMMIT", True)
 # On: each request also waits for the broker's confirm of its message (under load RabbitMQ confirms a
 # persistent message to a busy classic queue only once a worker has acknowledged it).
 NOTIFIER_ANSWER_AFTER_CONFIRM = env_bool("NOTIFIER_ANSWER_AFTER_CONFIRM", False)
+# Created rows whose publish is still unconfirmed this long after their commit (their web process died in
+# between: a PendingPublish entry is left) are republished by the dispatcher. 0: no entries, the sweep only.
+NOTIFIER_PUBLISH_GRACE = env_float("NOTIFIER_PUBLISH_GRACE", 5.0)
 # The common single create answered on the web process's event loop, without Django's request
 # cycle (apps/notifications/api/express.py; needs the group committer).
 NOTIFIER_EXPRESS_CREATE = env_bool("NOTIFIER_EXPRESS_CREATE", True)

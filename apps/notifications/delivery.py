@@ -28,7 +28,6 @@ from notifier.channels.base import Message
 from notifier.channels.failover import Outcome, send_with_failover
 from notifier.channels.registry import providers_for
 from notifier.circuit import breaker
-from notifier.ids import uuid7_before, uuid7_millisecond_range
 from notifier.pgarray import plain_array, text_array
 from notifier.pii import mask_generic, scrub_text
 from notifier.retry import Backoff, should_retry
@@ -606,6 +605,8 @@ def recover_unconfirmed_publishes(*, limit: int = 1000) -> int:
     reach a worker as well, the claim takes each row once: either message's claim finds it already
     ``sending`` or ``sent``, or (made due and not yet released) skips it.
     """
+    from notifier.ids import uuid7_before, uuid7_millisecond_range
+
     grace = settings.NOTIFIER_PUBLISH_GRACE
     if grace <= 0:
         return 0

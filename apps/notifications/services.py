@@ -122,7 +122,6 @@ def notifications_insert(*, specs: list[NotificationSpec], api_key_ids: list[Any
     build = bulk.row_builder(Notification, _INSERT_FIELDS)
     rows: list[list] = []
     event_rows: list[tuple] = []
-    pending_key = None
     for spec, api_key_id, notification_id in zip(specs, api_key_ids, uuid7_many(len(specs))):
         status, next_attempt_at, detail = _initial_state(spec, now)
         recipient = spec.recipient
@@ -133,10 +132,9 @@ def notifications_insert(*, specs: list[NotificationSpec], api_key_ids: list[Any
             now, now,
         ))
         event_rows.append((notification_id, status, now, detail or "", "", None))
-        if pending_key is None and status == Status.QUEUED:
-            pending_key = notification_id  # the first queued row: the group's millisecond (PendingPublish)
-    if pending is None or getattr(settings, "NOTIFIER_PUBLISH_GRACE", 0) <= 0:
-        pending_key = None
+    pending_key = None  # the PendingPublish key: the first queued row (its millisecond is the group's)
+    if pending is not None and getattr(settings, "NOTIFIER_PUBLISH_GRACE", 0) > 0:
+        pending_key = next((event[0] for event in event_rows if event[1] == Status.QUEUED), None)
     if lean:
         notifications = [Created(str(row[0]), spec.channel, spec.category, spec.priority, event[1])
                          for row, spec, event in zip(rows, specs, event_rows)]
@@ -195,7 +193,8 @@ def enqueue_after_commit(items: list[tuple[Any, str]], *, coalesce: bool = True,
     if publisher is not None and len(items) < publisher.max_items:
         publisher.submit(items, wait=settings.NOTIFIER_PUBLISH_WAIT, pending=pending)
         return
-    if _publish_or_mark_due(items) and pending:
+    _publish_or_mark_due(items)
+    if pending:
         _coalescing_publisher(always=True).submit([], pending=pending)  # deleted off this thread
 
 
@@ -245,8 +244,7 @@ def publisher_drain(timeout: float = 10.0) -> bool:
     return _publisher.drain(timeout) if _publisher is not None else True
 
 
-def _publish_or_mark_due(items: list[tuple[Any, str]]) -> bool:
-    """Publish; on failure mark the rows due. False if neither worked (the rows wait for the recovery)."""
+def _publish_or_mark_due(items: list[tuple[Any, str]]) -> None:
     try:
         publish_deliveries(items)
     except Exception:  # noqa: BLE001 - the row is safe in PostgreSQL; the dispatcher republishes it
@@ -254,14 +252,8 @@ def _publish_or_mark_due(items: list[tuple[Any, str]]) -> bool:
         try:
             Notification.objects.filter(id__in=[i for i, _ in items], status=Status.QUEUED).update(
                 next_attempt_at=timezone.now())
-        except Exception:  # noqa: BLE001 - then the dispatcher finds them by their PendingPublish entry, or the sweep
+        except Exception:  # noqa: BLE001 - then the sweep finds them by queued_at
             logger.exception("could not mark unpublished notifications as due")
-            from django.db import connection
-
-            if not connection.in_atomic_block:
-                connection.close_if_unusable_or_obsolete()  # the publisher thread keeps its connection
-            return False
-    return True
 
 
 def notifications_requeue(*, ids: Iterable[Any], detail: str) -> int:
