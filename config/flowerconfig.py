@@ -62,7 +62,7 @@ def _list_every_queue() -> None:
     original = BaseHandler.get_active_queue_names
     if getattr(original, "_notifier", False):
         return
-    ours = {*settings.PRIORITY_QUEUES.values(), settings.NOTIFIER_DEAD_QUEUE}
+    ours = {*settings.PRIORITY_QUEUES.values(), settings.MAINTENANCE_QUEUE, settings.NOTIFIER_DEAD_QUEUE}
 
     def get_active_queue_names(self):
         return sorted(set(original(self)) | ours)

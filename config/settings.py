@@ -231,6 +231,9 @@ NOTIFIER_GROUP_COMMIT = env_bool("NOTIFIER_GROUP_COMMIT", True)
 # On: each request also waits for the broker's confirm of its message (under load RabbitMQ confirms a
 # persistent message to a busy classic queue only once a worker has acknowledged it).
 NOTIFIER_ANSWER_AFTER_CONFIRM = env_bool("NOTIFIER_ANSWER_AFTER_CONFIRM", False)
+# Created rows whose publish is still unconfirmed this long after their commit (their web process died in
+# between: a PendingPublish entry is left) are republished by the dispatcher. 0: no entries, the sweep only.
+NOTIFIER_PUBLISH_GRACE = env_float("NOTIFIER_PUBLISH_GRACE", 5.0)
 # The common single create answered on the web process's event loop, without Django's request
 # cycle (apps/notifications/api/express.py; needs the group committer).
 NOTIFIER_EXPRESS_CREATE = env_bool("NOTIFIER_EXPRESS_CREATE", True)
@@ -325,10 +328,18 @@ if NOTIFIER_QUEUE_TYPE not in ("classic", "quorum"):
     raise ImproperlyConfigured(f"NOTIFIER_QUEUE_TYPE={NOTIFIER_QUEUE_TYPE!r}: use classic or quorum")
 if NOTIFIER_QUEUE_TYPE == "quorum":
     _queue_args["x-queue-type"] = "quorum"
+# Beat's own jobs (the dispatcher, the sweep, the idempotency purge) run on a queue and worker pool of their
+# own (Procfile worker-maintenance): slow high-priority chunks never hold up scheduled sends and retries.
+# No dead-letter arguments: a lost run of a periodic job is simply made good by the next one.
+MAINTENANCE_QUEUE = "notifications.maintenance"
 CELERY_TASK_QUEUES = tuple(
     Queue(name, _exchange, routing_key=name, durable=True, queue_arguments=_queue_args)
     for name in PRIORITY_QUEUES.values()
-)
+) + (Queue(MAINTENANCE_QUEUE, _exchange, routing_key=MAINTENANCE_QUEUE, durable=True,
+           queue_arguments={"x-queue-type": "quorum"} if NOTIFIER_QUEUE_TYPE == "quorum" else None),)
+_MAINTENANCE_TASKS = ("notifier.dispatch_due", "notifier.sweep", "notifier.result_hooks", "notifier.idempotency_purge")
+CELERY_TASK_ROUTES = {name: {"queue": MAINTENANCE_QUEUE, "routing_key": MAINTENANCE_QUEUE}
+                      for name in _MAINTENANCE_TASKS}
 CELERY_TASK_DEFAULT_QUEUE = PRIORITY_QUEUES["normal"]
 CELERY_TASK_DEFAULT_EXCHANGE = NOTIFIER_EXCHANGE
 CELERY_TASK_DEFAULT_ROUTING_KEY = PRIORITY_QUEUES["normal"]
@@ -366,7 +377,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 def _beat_entry(task: str, every: float, expire: int) -> dict:
     seconds = max(1, math.ceil(every))
     return {"task": task, "schedule": seconds,
-            "options": {"queue": PRIORITY_QUEUES["high"], "expires": expire, "expire_seconds": expire}}
+            "options": {"queue": MAINTENANCE_QUEUE, "expires": expire, "expire_seconds": expire}}
 
 
 CELERY_BEAT_SCHEDULE = {

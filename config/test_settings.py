@@ -17,7 +17,9 @@ _VHOST = os.environ.get("NOTIFIER_TEST_VHOST") or f"notifier_{_NS}"  # another v
 _REDIS_DB = os.environ.get("NOTIFIER_TEST_REDIS_DB", "15")
 
 os.environ["DATABASE_URL"] = f"postgres://127.0.0.1:5432/{_DB}"
-os.environ["CELERY_BROKER_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{_VHOST}"
+# NOTIFIER_TEST_BROKER_URL: a process a test starts may be pointed elsewhere (a broker that never answers).
+os.environ["CELERY_BROKER_URL"] = (os.environ.get("NOTIFIER_TEST_BROKER_URL")
+                                   or f"amqp://guest:guest@127.0.0.1:5672/{_VHOST}")
 os.environ["REDIS_URL"] = f"redis://127.0.0.1:6379/{_REDIS_DB}"
 os.environ.setdefault("NOTIFIER_RETRY_BACKOFF_BASE", "0.05")
 os.environ.setdefault("NOTIFIER_RETRY_BACKOFF_MAX", "0.5")

@@ -29,3 +29,15 @@ def uuid7_many(count: int) -> list[uuid.UUID]:
         r = int.from_bytes(rand[offset:offset + 10], "big")  # 80 random bits: 12 for rand_a, 62 for rand_b
         out.append(uuid.UUID(int=head | ((r >> 68) << 64) | (0b10 << 62) | (r & 0x3FFF_FFFF_FFFF_FFFF)))
     return out
+
+
+def uuid7_millisecond_range(value: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
+    """The lowest and highest version-7 UUIDs of ``value``'s millisecond: every id of a
+    ``uuid7_many`` call lies between them."""
+    ms = value.int >> 80
+    return uuid.UUID(int=ms << 80), uuid.UUID(int=((ms + 1) << 80) - 1)
+
+
+def uuid7_before(seconds: float) -> uuid.UUID:
+    """A UUID below every version-7 UUID made at or after ``seconds`` (a Unix time)."""
+    return uuid.UUID(int=int(seconds * 1000) << 80)

@@ -16,7 +16,7 @@ def _purge_broker() -> None:
 
     with app.connection_for_write() as conn:
         channel = conn.channel()
-        for name in [*settings.PRIORITY_QUEUES.values(), settings.NOTIFIER_DEAD_QUEUE]:
+        for name in [*(q.name for q in settings.CELERY_TASK_QUEUES), settings.NOTIFIER_DEAD_QUEUE]:
             try:
                 channel.queue_delete(name)
             except Exception:  # noqa: BLE001 - not there yet
@@ -45,7 +45,7 @@ def clean_services():
 
 @pytest.fixture
 def purge_queues():
-    """Empty the priority queues and the dead-letter queue."""
+    """Empty the priority queues, the maintenance queue and the dead-letter queue."""
     _purge_broker()
     yield
 
@@ -78,6 +78,10 @@ def _defaults(request):
         from apps.notifications.groupcommit import group_committer_stop
 
         group_committer_stop()  # its connection would keep the test database busy
+    elif wants_db:
+        from apps.notifications.services import publisher_drain
+
+        publisher_drain()  # the publisher thread's connection too (it deletes PendingPublish entries)
 
 
 @pytest.fixture

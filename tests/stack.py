@@ -15,7 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CELERY = str(Path(sys.executable).with_name("celery"))
-ALL_QUEUES = "notifications.high,notifications.normal,notifications.low"
+# The priority queues and beat's maintenance queue: one worker that does everything.
+ALL_QUEUES = "notifications.high,notifications.normal,notifications.low,notifications.maintenance"
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):

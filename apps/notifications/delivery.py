@@ -1,8 +1,9 @@
 """The worker side: claim a chunk, send it, write the results back in bulk.
 
 Also the two beat jobs: ``dispatch_due`` (release scheduled notifications and
-retries whose time has come) and ``sweep`` (recover rows whose worker died or
-whose message was lost).
+retries whose time has come, and the rows of publishes never confirmed:
+``recover_unconfirmed_publishes``) and ``sweep`` (recover rows whose worker died
+or whose message was lost).
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from notifier.retry import Backoff, should_retry
 
 from . import bulk, outbox, policy
 from .categories import category_get
-from .models import Notification, NotificationEvent, Status
+from .models import Notification, NotificationEvent, PendingPublish, Status
 from .queues import publish_dead_letters
 from .services import _publish_or_mark_due, enqueue_after_commit
 
@@ -45,6 +46,7 @@ delivery_log = logging.getLogger("notifier.delivery")
 
 TABLE = Notification._meta.db_table
 EVENTS_TABLE = NotificationEvent._meta.db_table
+PENDING_TABLE = PendingPublish._meta.db_table
 
 
 @dataclass
@@ -683,6 +685,7 @@ def dispatch_due(*, limit: int = 5000, max_rounds: int = 20) -> int:
     never take the same row. Returns how many were queued.
     """
     expire_overdue(limit=limit)
+    recover_unconfirmed_publishes()
     total = 0
     for _ in range(max_rounds):
         now = timezone.now()
@@ -730,6 +733,52 @@ def dispatch_due(*, limit: int = 5000, max_rounds: int = 20) -> int:
         if len(rows) < limit:
             break
     return total
+
+
+def recover_unconfirmed_publishes(*, limit: int = 1000) -> int:
+    """Make due the rows of created groups whose publish was never confirmed; returns how many.
+
+    Every create writes a ``PendingPublish`` entry with its rows, and the web process deletes it once
+    the broker has confirmed their message. An entry still there ``NOTIFIER_PUBLISH_GRACE`` seconds
+    after the commit means the process died in between (the message may or may not have reached
+    RabbitMQ). The rows of its group (its millisecond's id range) that are still ``queued`` and
+    unclaimed are marked due, and ``dispatch_due`` publishes them at once. Should the first message
+    reach a worker as well, the claim takes each row once: either message's claim finds it already
+    ``sending`` or ``sent``, or (made due and not yet released) skips it.
+    """
+    from notifier.ids import uuid7_before, uuid7_millisecond_range
+
+    grace = settings.NOTIFIER_PUBLISH_GRACE
+    if grace <= 0:
+        return 0
+    now = timezone.now()
+    qn = connection.ops.quote_name
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            # Keys are uuid7 ids: those of groups created before the grace are the start of the primary key.
+            cursor.execute(
+                f"DELETE FROM {qn(PENDING_TABLE)} WHERE id IN ("
+                f" SELECT id FROM {qn(PENDING_TABLE)} WHERE id < %s ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+                f") RETURNING id",
+                [uuid7_before(time.time() - grace), limit],
+            )
+            ranges = sorted({uuid7_millisecond_range(key) for (key,) in cursor.fetchall()})
+            recovered = []
+            for low, high in ranges:  # one primary-key range each (`(status = ...) IS TRUE`: see claim())
+                cursor.execute(
+                    f"UPDATE {TABLE} SET next_attempt_at = %s, updated_at = %s"
+                    f" WHERE id BETWEEN %s AND %s AND (status = %s) IS TRUE AND next_attempt_at IS NULL"
+                    f" RETURNING id",
+                    [now, now, low, high, Status.QUEUED],
+                )
+                recovered += [row[0] for row in cursor.fetchall()]
+        NotificationEvent.objects.bulk_create(
+            [NotificationEvent(notification_id=i, status=Status.QUEUED, at=now,
+                               detail="republished: its publish was never confirmed") for i in recovered])
+    if ranges:
+        logger.warning("%d notifications of %d groups whose publish was never confirmed made due",
+                       len(recovered), len(ranges))
+    return len(recovered)
 
 
 def sweep(*, limit: int = 10000) -> dict[str, int]:

@@ -22,7 +22,10 @@ and wakes each request with its own notifications: a 202 means the row is
 committed. The committer does not wait for the broker's confirm: under load
 RabbitMQ confirms a persistent message to a busy classic queue only once a
 worker has acknowledged it, so each request would wait for its own delivery.
-A publish lost with its process leaves the rows ``queued`` for the sweep;
+The group's INSERT also writes a ``PendingPublish`` entry, which the publisher
+thread deletes once the broker has confirmed the group's message: a publish
+lost with its process leaves the entry, and the dispatcher republishes the
+rows ``NOTIFIER_PUBLISH_GRACE`` seconds after their commit;
 ``NOTIFIER_ANSWER_AFTER_CONFIRM`` makes the requests wait for the confirm too.
 
 Failures stay with the requests they belong to. If the group's policy step
@@ -273,15 +276,17 @@ def create_group(tickets: list[_Ticket]) -> None:
             _alone(ticket, lambda t: notifications_create(specs=t.specs, api_key=_KeyRef(t.api_key_id)))
         return
     created: list[_Ticket] = []
+    pending: list = []  # the PendingPublish entries written with the rows: settled once their publish is confirmed
     try:
         notifications = notifications_insert(
-            specs=specs, api_key_ids=[t.api_key_id for t in tickets for _ in t.specs], now=now)
+            specs=specs, api_key_ids=[t.api_key_id for t in tickets for _ in t.specs], now=now, pending=pending)
     except Exception:  # noqa: BLE001 - find the requests whose rows fail; the others are created
         logger.warning("group insert of %d requests failed; inserting each alone", len(tickets), exc_info=True)
         close_old_connections()  # a broken connection is replaced before the retries
+        pending.clear()
         for ticket in tickets:
             if _alone(ticket, lambda t: notifications_insert(specs=t.specs, api_key_ids=[t.api_key_id] * len(t.specs),
-                                                            now=now)):
+                                                            now=now, pending=pending)):
                 created.append(ticket)
     else:
         position = 0
@@ -309,7 +314,7 @@ def create_group(tickets: list[_Ticket]) -> None:
             # The group is the coalesced message. It is published from the publisher thread, so the
             # requests are answered once committed and this thread takes the next group meanwhile.
             enqueue_after_commit(to_publish, coalesce=False,
-                                 wait=getattr(settings, "NOTIFIER_ANSWER_AFTER_CONFIRM", False))
+                                 wait=getattr(settings, "NOTIFIER_ANSWER_AFTER_CONFIRM", False), pending=pending)
         finally:
             reset_request_id(token)
 

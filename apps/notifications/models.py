@@ -203,3 +203,20 @@ class ResultHookOutbox(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hook} #{self.id}"
+
+
+class PendingPublish(models.Model):
+    """A group of committed notifications whose delivery message the broker has not confirmed yet.
+
+    Written with the group's rows (same statement or transaction) and deleted once the publish is
+    confirmed (``services.enqueue_after_commit``). An entry older than ``NOTIFIER_PUBLISH_GRACE``
+    seconds means its web process died in between: the dispatcher makes the group's rows due
+    (``delivery.recover_unconfirmed_publishes``). The key is the group's first queued notification id:
+    every id of a group comes from one ``uuid7_many`` call, so they share its millisecond, and that
+    millisecond's id range finds them.
+    """
+
+    id = models.UUIDField(primary_key=True)
+
+    def __str__(self) -> str:
+        return str(self.id)

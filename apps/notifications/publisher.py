@@ -10,8 +10,12 @@ publish that carried its ids (at most ``NOTIFIER_PUBLISH_WAIT`` seconds); the
 group committer does not wait (``submit(wait=None)``): its requests are answered
 once their rows are committed, and their publish follows here. Either way a
 publish failure is handled as before: the rows are marked due and the
-dispatcher republishes them; ids still waiting here when a process dies are
-rows left ``queued``, which the sweep republishes (``delivery.sweep``).
+dispatcher republishes them. A submit may name ``pending`` keys (the
+``PendingPublish`` entries written with the rows): once its items are published
+(or marked due) they are handed to ``settle`` in one call per flush. Ids still
+waiting here when a process dies are rows left ``queued`` with their entries,
+which the dispatcher republishes after ``NOTIFIER_PUBLISH_GRACE`` seconds
+(``delivery.recover_unconfirmed_publishes``).
 """
 from __future__ import annotations
 
@@ -27,33 +31,47 @@ logger = logging.getLogger(__name__)
 
 
 class _Ticket:
-    __slots__ = ("items", "done", "request_id")
+    __slots__ = ("items", "pending", "done", "request_id")
 
-    def __init__(self, items):
+    def __init__(self, items, pending=()):
         self.items = items
+        self.pending = pending
         self.done = threading.Event()
         self.request_id = get_request_id()  # the submitting request's, for the task headers
 
 
 class CoalescingPublisher:
-    """Collects (id, priority) pairs from many threads and hands them to ``publish`` in one call."""
+    """Collects (id, priority) pairs from many threads and hands them to ``publish`` in one call.
 
-    def __init__(self, publish: Callable[[list[tuple[Any, str]]], None], *, window: float, max_items: int = 500,
-                 after_flush: Callable[[], None] | None = None):
+    ``publish`` returns False when the items are neither published nor marked due (anything else: they
+    are safe); ``settle`` then gets the ``pending`` keys of the safe ones. ``on_idle`` runs on the thread
+    once it has had nothing to do for ``idle_after`` seconds, and when drained (e.g. close its
+    database connection, kept while it works).
+    """
+
+    def __init__(self, publish: Callable[[list[tuple[Any, str]]], Any], *, window: float, max_items: int = 500,
+                 settle: Callable[[list], None] | None = None, on_idle: Callable[[], None] | None = None,
+                 idle_after: float = 5.0):
         self.publish = publish
-        self.after_flush = after_flush  # e.g. close the thread's database connection (used only on failures)
+        self.settle = settle
+        self.on_idle = on_idle
+        self.idle_after = idle_after
         self.window = window
         self.max_items = max_items
         self._lock = threading.Lock()
         self._pending: list[_Ticket] = []
         self._flushing: list[_Ticket] = []
         self._wake = threading.Event()
+        self._release = threading.Event()  # drain asks the thread to run on_idle now
+        self._released = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = None
 
-    def submit(self, items: list[tuple[Any, str]], *, wait: float | None = None) -> bool:
-        """Queue ``items`` for the next flush; wait up to ``wait`` seconds for it. True if it was published."""
-        ticket = _Ticket(list(items))
+    def submit(self, items: list[tuple[Any, str]], *, wait: float | None = None, pending=()) -> bool:
+        """Queue ``items`` for the next flush; wait up to ``wait`` seconds for it. True if it was published.
+
+        ``pending``: keys handed to ``settle`` once the items are safe (with no items: at the next flush)."""
+        ticket = _Ticket(list(items), tuple(pending))
         with self._lock:
             self._ensure_thread()
             self._pending.append(ticket)
@@ -74,8 +92,13 @@ class CoalescingPublisher:
             self._thread.start()
 
     def _run(self) -> None:
+        idle = True
         while True:
-            self._wake.wait()
+            if not self._wake.wait(None if idle else self.idle_after):
+                self._idle()  # nothing for idle_after seconds
+                idle = True
+                continue
+            idle = False
             self._wake.clear()
             deadline = time.monotonic() + self.window
             while True:  # let more requests join, unless a chunk is already full
@@ -93,12 +116,25 @@ class CoalescingPublisher:
                 self._flush(tickets)
             with self._lock:
                 self._flushing = []
+            if self._release.is_set() and not self._pending:
+                self._release.clear()
+                self._idle()
+                idle = True
+                self._released.set()
+
+    def _idle(self) -> None:
+        if self.on_idle is not None:
+            try:
+                self.on_idle()
+            except Exception:  # noqa: BLE001
+                logger.exception("on_idle failed")
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far has been published (or has failed and been handled).
 
-        For a process about to exit: what is still here would otherwise wait for the sweep.
-        True if nothing is left within ``timeout`` seconds.
+        For a process about to exit: what is still here would otherwise wait for the dispatcher's
+        recovery. Then the thread runs ``on_idle`` (its database connection is closed). True if
+        nothing is left within ``timeout`` seconds.
         """
         with self._lock:
             if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
@@ -106,23 +142,33 @@ class CoalescingPublisher:
             tickets = [*self._flushing, *self._pending]
         self._wake.set()  # no reason to wait for the window
         deadline = time.monotonic() + timeout
-        return all(ticket.done.wait(max(0.0, deadline - time.monotonic())) for ticket in tickets)
+        done = all(ticket.done.wait(max(0.0, deadline - time.monotonic())) for ticket in tickets)
+        if done:
+            self._released.clear()
+            self._release.set()
+            self._wake.set()
+            self._released.wait(max(0.0, deadline - time.monotonic()))
+        return done
 
     def _flush(self, tickets: list[_Ticket]) -> None:
         items = [item for t in tickets for item in t.items]
         # The message carries the request id of the request(s) whose notifications it holds.
         request_ids = list(dict.fromkeys(t.request_id for t in tickets if t.request_id))
         token = set_request_id("+".join(request_ids)[:128] or None)
+        safe = True  # with no items (only keys to settle) there is nothing to publish
         try:
-            self.publish(items)
+            if items:
+                safe = self.publish(items) is not False
         except Exception:  # noqa: BLE001 - `publish` handles and logs its own failures; never kill the thread
             logger.exception("coalesced publish of %d notifications failed", len(items))
+            safe = False
         finally:
             reset_request_id(token)
-            if self.after_flush is not None:
-                try:
-                    self.after_flush()
-                except Exception:  # noqa: BLE001
-                    logger.exception("after_flush failed")
             for ticket in tickets:
-                ticket.done.set()
+                ticket.done.set()  # published: a waiting request need not wait for the settle as well
+        keys = [key for t in tickets if safe or not t.items for key in t.pending]
+        if keys and self.settle is not None:
+            try:
+                self.settle(keys)
+            except Exception:  # noqa: BLE001 - never kill the thread
+                logger.exception("settle failed")

@@ -19,7 +19,7 @@ from notifier.ids import uuid7_many
 from notifier.interrupts import INTERRUPTS
 
 from . import bulk, policy
-from .models import Notification, NotificationEvent, Status
+from .models import Notification, NotificationEvent, PendingPublish, Status
 from .queues import publish_deliveries
 
 logger = logging.getLogger(__name__)
@@ -70,13 +70,15 @@ def notifications_create(*, specs: list[NotificationSpec], api_key=None,
     now = timezone.now()
     policy.at_acceptance(specs, now)
     api_key_id = api_key.pk if api_key is not None else None
-    notifications = notifications_insert(specs=specs, api_key_ids=[api_key_id] * len(specs), now=now, lean=lean)
+    pending: list = []
+    notifications = notifications_insert(specs=specs, api_key_ids=[api_key_id] * len(specs), now=now, lean=lean,
+                                         pending=pending)
     created = [(n.channel, n.category, n.priority, n.status) for n in notifications]
     created_ids = [n.id for n in notifications]
     transaction.on_commit(lambda: _count_created(created, created_ids))
     to_publish = [(n.id, n.priority) for n in notifications if n.status == Status.QUEUED]
     if to_publish:
-        transaction.on_commit(lambda: enqueue_after_commit(to_publish))
+        transaction.on_commit(lambda: enqueue_after_commit(to_publish, pending=pending))
     return notifications
 
 
@@ -113,11 +115,14 @@ class Created:
 
 
 def notifications_insert(*, specs: list[NotificationSpec], api_key_ids: list[Any], now: datetime,
-                         lean: bool = False) -> list[Notification] | list[Created]:
+                         lean: bool = False, pending: list | None = None) -> list[Notification] | list[Created]:
     """Insert notifications whose acceptance policy has run, and their first events; commit (or join
     the surrounding transaction). No metrics, no publishing: the caller does those after commit.
 
-    ``lean``: return ``Created`` records (the id as text) instead of model instances."""
+    ``lean``: return ``Created`` records (the id as text) instead of model instances.
+    ``pending``: when some rows are queued, a ``PendingPublish`` entry is inserted with them and its
+    key appended to this list; the caller hands it to ``enqueue_after_commit`` with their publish,
+    which deletes the entry once the broker has confirmed it (unless ``NOTIFIER_PUBLISH_GRACE`` is 0)."""
     build = bulk.row_builder(Notification, _INSERT_FIELDS)
     rows: list[list] = []
     event_rows: list[tuple] = []
@@ -137,6 +142,9 @@ def notifications_insert(*, specs: list[NotificationSpec], api_key_ids: list[Any
             project_id, now, now,
         ))
         event_rows.append((notification_id, status, now, detail or "", "", None))
+    pending_key = None  # the PendingPublish key: the first queued row (its millisecond is the group's)
+    if pending is not None and getattr(settings, "NOTIFIER_PUBLISH_GRACE", 0) > 0:
+        pending_key = next((event[0] for event in event_rows if event[1] == Status.QUEUED), None)
     if lean:
         notifications = [Created(str(row[0]), spec.channel, spec.category, spec.priority, event[1])
                          for row, spec, event in zip(rows, specs, event_rows)]
@@ -151,7 +159,9 @@ def notifications_insert(*, specs: list[NotificationSpec], api_key_ids: list[Any
     # the caller's on_commit() callbacks then run right away, as after the commit of a transaction.
     one_statement = len(rows) <= bulk.SMALL_BATCH and not transaction.get_connection().in_atomic_block
     with nullcontext() if one_statement else transaction.atomic():
-        bulk.insert_notification_rows(rows, event_rows)
+        bulk.insert_notification_rows(rows, event_rows, pending=pending_key)
+    if pending_key is not None:
+        pending.append(pending_key)
     return notifications
 
 
@@ -170,7 +180,8 @@ def _count_created(rows: list[tuple[str, str, str, str]], ids: list) -> None:
                 "last_id": str(ids[-1])})
 
 
-def enqueue_after_commit(items: list[tuple[Any, str]], *, coalesce: bool = True, wait: bool = True) -> None:
+def enqueue_after_commit(items: list[tuple[Any, str]], *, coalesce: bool = True, wait: bool = True,
+                         pending: list | tuple = ()) -> None:
     """Publish delivery tasks; if the broker is unreachable, leave the rows due for the dispatcher.
 
     A few items (the single endpoint) join those of concurrent requests in one
@@ -180,16 +191,21 @@ def enqueue_after_commit(items: list[tuple[Any, str]], *, coalesce: bool = True,
     ``wait=False``: hand them to the process's publisher thread and return at once
     (the group committer, unless ``NOTIFIER_ANSWER_AFTER_CONFIRM``); the rows are
     committed, so a publish that fails or never happens is made good by the
-    dispatcher or the sweep.
+    dispatcher (a process that dies first leaves their ``PendingPublish`` entry,
+    which the dispatcher finds after ``NOTIFIER_PUBLISH_GRACE`` seconds) or the sweep.
+    ``pending``: the keys of the items' ``PendingPublish`` entries (``notifications_insert``),
+    deleted by the publisher thread once the items are published (or marked due).
     """
     if not wait:
-        _coalescing_publisher(always=True).submit(items)
+        _coalescing_publisher(always=True).submit(items, pending=pending)
         return
     publisher = _coalescing_publisher() if coalesce else None
     if publisher is not None and len(items) < publisher.max_items:
-        publisher.submit(items, wait=settings.NOTIFIER_PUBLISH_WAIT)
+        publisher.submit(items, wait=settings.NOTIFIER_PUBLISH_WAIT, pending=pending)
         return
     _publish_or_mark_due(items)
+    if pending:
+        _coalescing_publisher(always=True).submit([], pending=pending)  # deleted off this thread
 
 
 _publisher = None
@@ -206,16 +222,31 @@ def _coalescing_publisher(*, always: bool = False):
         from .publisher import CoalescingPublisher
 
         _publisher = CoalescingPublisher(_publish_or_mark_due, window=window, max_items=settings.NOTIFIER_CHUNK_SIZE,
-                                         after_flush=_close_thread_connections)
+                                         settle=_settle_published, on_idle=_close_thread_connections)
     return _publisher
 
 
 def _close_thread_connections() -> None:
-    """The publisher thread's database connection is used only to mark rows due after a failed publish:
-    do not keep it open (a connection per web process idling on the server; tests drop their database)."""
+    """The publisher thread's database connection (it deletes the ``PendingPublish`` entries of what it
+    published, and marks rows due after a failed publish) is kept while it works and closed once it has
+    been idle for a while or drained: no connection per web process idling on the server, and tests
+    drop their database."""
     from django.db import connections
 
     connections.close_all()
+
+
+def _settle_published(keys: list) -> None:
+    """Delete the ``PendingPublish`` entries of published groups: one statement for every group of a flush."""
+    from django.db import connection
+
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {connection.ops.quote_name(PendingPublish._meta.db_table)} "
+                           f"WHERE id = ANY(%s::uuid[])", [[str(key) for key in keys]])
+    except Exception:  # noqa: BLE001 - left, the dispatcher republishes those groups after the grace (harmless)
+        logger.exception("could not delete %d pending-publish entries", len(keys))
+        _close_thread_connections()
 
 
 def publisher_drain(timeout: float = 10.0) -> bool:

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 def queue_names() -> list[str]:
-    return [*settings.PRIORITY_QUEUES.values(), settings.NOTIFIER_DEAD_QUEUE]
+    return [*settings.PRIORITY_QUEUES.values(), settings.MAINTENANCE_QUEUE, settings.NOTIFIER_DEAD_QUEUE]
 
 
 class BrokerProbe:

@@ -51,8 +51,8 @@ def test_compose_file_validates_with_the_docker_compose_client():
 
 def test_compose_runs_every_part_with_one_worker_service_per_priority_and_one_beat():
     services = _compose()["services"]
-    assert {"postgres", "rabbitmq", "redis", "migrate", "web", "worker-high", "worker-normal", "worker-low", "beat",
-            "flower", "prometheus"} <= set(services)
+    assert {"postgres", "rabbitmq", "redis", "migrate", "web", "worker-high", "worker-normal", "worker-low",
+            "worker-maintenance", "beat", "flower", "prometheus"} <= set(services)
     for priority in ("high", "normal", "low"):
         command = " ".join(services[f"worker-{priority}"]["command"])
         assert f"-Q notifications.{priority} " in command
@@ -62,7 +62,7 @@ def test_compose_runs_every_part_with_one_worker_service_per_priority_and_one_be
     assert "FLOWER_BASIC_AUTH" in services["flower"]["environment"]
     assert "--conf=config/flowerconfig.py" in services["flower"]["command"]
     # Every app process shares the metrics directory, which web's /metrics reads.
-    for name in ("web", "worker-high", "worker-normal", "worker-low", "beat"):
+    for name in ("web", "worker-high", "worker-normal", "worker-low", "worker-maintenance", "beat"):
         assert "metrics:/var/lib/notifier/metrics" in services[name]["volumes"]
         assert services[name]["environment"]["PROMETHEUS_MULTIPROC_DIR"] == "/var/lib/notifier/metrics"
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
@@ -171,3 +171,20 @@ def test_alerts_and_dashboard_only_use_metrics_that_notifier_exports():
     assert used <= exported, used - exported
     assert {"notifier_notifications_total", "notifier_queue_messages", "notifier_delivery_latency_seconds_bucket",
             "notifier_circuit_breaker_state", "notifier_http_requests_total"} <= used
+
+
+def test_beats_jobs_go_to_the_maintenance_queue_which_procfile_and_compose_each_give_a_worker():
+    from django.conf import settings
+
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        assert entry["options"]["queue"] == "notifications.maintenance"
+    for task in ("notifier.dispatch_due", "notifier.sweep", "notifier.idempotency_purge"):
+        assert settings.CELERY_TASK_ROUTES[task]["queue"] == "notifications.maintenance"
+    assert "notifications.maintenance" in {q.name for q in settings.CELERY_TASK_QUEUES}
+    procfile = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
+    assert "-Q notifications.maintenance " in procfile["worker-maintenance"]
+    assert "--pool threads" in procfile["worker-maintenance"]
+    command = " ".join(_compose()["services"]["worker-maintenance"]["command"])
+    assert "-Q notifications.maintenance " in command
+    for name in ("worker-high", "worker-normal", "worker-low"):
+        assert "maintenance" not in procfile[name]

@@ -68,7 +68,7 @@ class Served:
 def published(monkeypatch):
     """What the committer publishes (recorded instead of sent)."""
     calls: list = []
-    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, coalesce=True, wait=True: calls.extend(items))
+    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, **options: calls.extend(items))
     return calls
 
 

@@ -41,7 +41,7 @@ def _post_concurrently(raw_key: str, bodies: list[dict]) -> list:
 def publishes(monkeypatch):
     """Record what the committer publishes (instead of publishing)."""
     calls: list[list] = []
-    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, coalesce=True, wait=True: calls.append(list(items)))
+    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, **options: calls.append(list(items)))
     return calls
 
 
@@ -84,10 +84,10 @@ def _ticket(api_key, to):
 def test_a_failing_insert_fails_only_the_request_it_belongs_to(api_key, publishes, monkeypatch):
     real_insert = services.notifications_insert
 
-    def insert(*, specs, api_key_ids, now):
+    def insert(*, specs, api_key_ids, now, **options):
         if any(s.to == "poison@example.com" for s in specs):
             raise RuntimeError("this row cannot be inserted")
-        return real_insert(specs=specs, api_key_ids=api_key_ids, now=now)
+        return real_insert(specs=specs, api_key_ids=api_key_ids, now=now, **options)
 
     monkeypatch.setattr(services, "notifications_insert", insert)
     tickets = [_ticket(api_key, to) for to in ["a@example.com", "poison@example.com", "b@example.com"]]
@@ -105,7 +105,7 @@ def test_a_failing_insert_fails_only_the_request_it_belongs_to(api_key, publishe
 def test_a_failing_policy_check_reruns_each_request_alone(api_key, monkeypatch):
     real = services.policy.at_acceptance
     published = []
-    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, coalesce=True, wait=True: published.extend(items))
+    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, **options: published.extend(items))
 
     def at_acceptance(specs, now):
         if len(specs) > 1:
@@ -129,7 +129,7 @@ def test_a_committer_error_reaches_every_waiting_request_and_the_thread_lives_on
     with pytest.raises(ZeroDivisionError):
         committer.submit([spec("a@example.com")], api_key.api_key)
     monkeypatch.undo()
-    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, coalesce=True, wait=True: None)
+    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, **options: None)
     [notification] = committer.submit([spec("b@example.com")], api_key.api_key)
     assert Notification.objects.get(id=notification.id).status == "queued"
     committer.stop()
@@ -149,7 +149,7 @@ def test_the_committer_health_checks_its_connection_only_after_a_pause(api_key, 
         return real(self)
 
     monkeypatch.setattr(DatabaseWrapper, "is_usable", is_usable)
-    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, coalesce=True, wait=True: None)
+    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, **options: None)
     spec = lambda to: validate_notification(channel="email", data={"to": to, "subject": "s", "body": "b"})  # noqa: E731
     committer = groupcommit.GroupCommitter(max_items=10, wait=10)
     try:

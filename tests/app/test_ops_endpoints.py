@@ -131,7 +131,8 @@ def test_check_stack_prints_every_service_and_the_queues():
     out = StringIO()
     call_command("check_stack", stdout=out)
     text = out.getvalue()
-    for name in ("postgresql", "rabbitmq", "redis", "notifications.high", "notifications.dead"):
+    for name in ("postgresql", "rabbitmq", "redis", "notifications.high", "notifications.maintenance",
+                 "notifications.dead"):
         assert name in text
     assert "ready" in text
 
@@ -148,7 +149,7 @@ def test_check_stack_exits_non_zero_naming_the_service_that_is_down():
 def test_metrics_need_no_api_key_and_report_queues_and_the_broker():
     samples = scrape(Client())
     assert value(samples, "notifier_broker_up") == 1
-    for queue in ("notifications.high", "notifications.normal", "notifications.low"):
+    for queue in ("notifications.high", "notifications.normal", "notifications.low", "notifications.maintenance"):
         assert ("notifier_queue_consumers", frozenset({("queue", queue)})) in samples
     assert ("notifier_dead_letter_messages", frozenset()) in samples
 

@@ -75,7 +75,8 @@ def test_flower_lists_the_worker_pool_and_the_three_priority_queues_with_credent
         return None
 
     queues = wait_for(queue_lengths, timeout=60, interval=1, message="queue lengths from the management API")
-    assert set(queues) == {"notifications.high", "notifications.normal", "notifications.low", "notifications.dead"}
+    assert set(queues) == {"notifications.high", "notifications.normal", "notifications.low",
+                           "notifications.maintenance", "notifications.dead"}
     assert queues["notifications.dead"]["consumers"] == 0
 
 

@@ -212,10 +212,10 @@ def test_a_scheduled_notification_past_its_expiry_becomes_expired_and_is_not_sen
 
 
 def test_the_dispatcher_expires_a_notification_whose_message_waits_in_a_rabbitmq_backlog(api, stack, smtp_sink):
-    """No worker consumes its queue: the dispatcher (run by a worker on the high queue) expires it."""
+    """No worker consumes its queue: the dispatcher (run by the maintenance worker) expires it."""
     backlog = _post_email(api, priority="low", ttl_seconds=2)["id"]
     wait_for(lambda: _queue_depth(settings.PRIORITY_QUEUES["low"]) == 1, message="message in the low queue")
-    stack.worker(queues=settings.PRIORITY_QUEUES["high"])
+    stack.worker(queues=settings.MAINTENANCE_QUEUE)
     stack.beat(scheduler=DB_SCHEDULER)
 
     wait_for(lambda: _status(backlog) == Status.EXPIRED, timeout=60, message="expired by the dispatcher")

@@ -18,3 +18,14 @@ def test_uuid7_many_ids_sort_after_earlier_uuid7_ids():
     time.sleep(0.002)
 
     assert all(i > earlier for i in uuid7_many(10))
+
+
+def test_a_uuid7_millisecond_range_holds_every_id_of_one_uuid7_many_call_and_no_other_millisecond():
+    from notifier.ids import uuid7_before, uuid7_millisecond_range
+
+    ids = uuid7_many(200)
+    low, high = uuid7_millisecond_range(ids[0])
+    assert all(low <= i <= high for i in ids)
+    ms = ids[0].int >> 80
+    assert uuid7_before((ms + 1.5) / 1000) > high and uuid7_before((ms + 0.5) / 1000) == low
+    assert uuid7_before(time.time() - 5) < uuid7()

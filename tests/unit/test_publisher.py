@@ -68,3 +68,28 @@ def test_a_submit_that_does_not_wait_returns_at_once_and_drain_waits_for_its_pub
 
 def test_drain_with_nothing_submitted_is_done_at_once():
     assert CoalescingPublisher(lambda items: None, window=0.5).drain(timeout=0) is True
+
+
+def test_pending_keys_are_settled_once_their_items_are_safe_and_never_after_a_publish_that_lost_them():
+    outcomes = iter([None, False])  # published; then neither published nor marked due
+    settled, idle = [], []
+    publisher = CoalescingPublisher(lambda items: next(outcomes), window=0, settle=settled.extend,
+                                    on_idle=lambda: idle.append(True))
+
+    assert publisher.submit([("a", "normal")], wait=5, pending=["key-a"]) is True
+    assert publisher.submit([("b", "normal")], wait=5, pending=["key-b"]) is True
+    assert publisher.drain(timeout=5)
+    assert settled == ["key-a"]  # key-b's rows wait for the dispatcher's recovery
+    assert idle  # drained: the thread let go of its connection
+
+    publisher.submit([], pending=["key-c"])  # published elsewhere (a full batch): only its key to settle
+    assert publisher.drain(timeout=5)
+    assert settled == ["key-a", "key-c"]
+
+
+def test_an_idle_publisher_thread_runs_on_idle_once():
+    idle = threading.Event()
+    publisher = CoalescingPublisher(lambda items: None, window=0, on_idle=idle.set, idle_after=0.05)
+
+    publisher.submit([("a", "normal")], wait=5)
+    assert idle.wait(5)
