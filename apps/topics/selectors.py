@@ -27,7 +27,7 @@ def topics_of_project(*, project_id: int) -> QuerySet[Topic]:
 
 def topic_subscriber_count(*, topic: Topic) -> int:
     """How many recipients are subscribed: an index-only count of the primary key's (topic_id, …) range,
-    about 50 ms per million subscribers."""
+    about 100 ms per million subscribers."""
     return TopicSubscription.objects.filter(topic_id=topic.pk).count()
 
 
