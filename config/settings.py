@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "apps.ops",
     "apps.inbox",
     "apps.webhooks",
+    "apps.topics",
 ]
 
 MIDDLEWARE = [

@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("apps.ops.urls")),  # /healthz, /readyz, /metrics (no API key)
     path("api/v1/", include("apps.inbox.api.urls")),
     path("api/v1/", include("apps.webhooks.api.urls")),
+    path("api/v1/", include("apps.topics.api.urls")),
     path("demo/inbox/", inbox_demo, name="inbox-demo"),
 ]
 

@@ -61,7 +61,8 @@ def preference_maps(recipient_ids: Iterable[int]) -> dict[int, dict[tuple[str | 
 
 def preferences_document(recipient: Recipient) -> dict:
     """The preferences as the API shows them: every channel (on unless turned off), category overrides,
-    quiet hours."""
+    quiet hours, topic settings."""
+    from apps.topics.selectors import topic_preferences_document
     channels = {c.value: True for c in API_CHANNELS}
     categories: dict[str, dict[str, bool]] = {}
     for (category, channel), enabled in sorted(preference_maps([recipient.pk]).get(recipient.pk, {}).items(),
@@ -74,4 +75,5 @@ def preferences_document(recipient: Recipient) -> dict:
     if recipient.quiet_hours_start is not None and recipient.quiet_hours_end is not None:
         quiet = {"start": recipient.quiet_hours_start.strftime("%H:%M"),
                  "end": recipient.quiet_hours_end.strftime("%H:%M")}
-    return {"channels": channels, "categories": categories, "quiet_hours": quiet}
+    return {"channels": channels, "categories": categories, "quiet_hours": quiet,
+            "topics": topic_preferences_document(recipient_id=recipient.pk)}

@@ -39,7 +39,8 @@ def recipient_upsert(*, external_id: str, data: dict[str, Any], project_id: int 
 
 
 def recipient_erase(*, recipient: Recipient) -> dict[str, int]:
-    """Delete the recipient with their devices and preferences; keep their notifications, anonymised.
+    """Delete the recipient with their devices, preferences and topic subscriptions; keep their notifications,
+    anonymised.
 
     Their notifications lose the link to them, their address, content and
     metadata; event details are scrubbed of addresses. Notifications not yet
@@ -49,6 +50,9 @@ def recipient_erase(*, recipient: Recipient) -> dict[str, int]:
 
     now = timezone.now()
     with transaction.atomic():
+        # First: waits for a topic subscribe that holds the row (FOR KEY SHARE), so the delete below
+        # takes its subscriptions too, and later subscribes no longer find the recipient.
+        Recipient.objects.select_for_update().filter(pk=recipient.pk).first()
         notifications = Notification.objects.filter(recipient=recipient)
         pending_ids = list(notifications.filter(status__in=[Status.QUEUED, Status.SCHEDULED])
                            .select_for_update().values_list("id", flat=True))
@@ -93,9 +97,12 @@ def device_delete(*, device: Device) -> None:
 
 def preferences_update(*, recipient: Recipient, channels: dict[str, bool | None] | None = None,
                        categories: dict[str, dict[str, bool | None] | None] | None = None,
-                       quiet_hours: tuple[time, time] | None = None, quiet_hours_given: bool = False) -> None:
-    """Merge a partial preferences document: given keys change, others stay; ``None`` removes a setting."""
+                       quiet_hours: tuple[time, time] | None = None, quiet_hours_given: bool = False,
+                       topics: dict[str, dict[str, bool | None] | None] | None = None) -> None:
+    """Merge a partial preferences document: given keys change, others stay; ``None`` removes a setting.
+    ``topics`` (per topic key of the recipient's project) is stored by ``apps.topics``."""
     from apps.notifications.models import Category
+    from apps.topics.services import topic_preferences_merge
 
     channels = channels or {}
     categories = categories or {}
@@ -120,6 +127,7 @@ def preferences_update(*, recipient: Recipient, channels: dict[str, bool | None]
         Recipient.objects.select_for_update().filter(pk=recipient.pk).first()  # one writer per recipient
         Preference.objects.filter(remove, recipient=recipient).delete()
         Preference.objects.bulk_create(create)
+        topic_preferences_merge(recipient=recipient, topics=topics or {})
         if quiet_hours_given:
             recipient.quiet_hours_start, recipient.quiet_hours_end = quiet_hours or (None, None)
             recipient.save(update_fields=["quiet_hours_start", "quiet_hours_end", "updated_at"])

@@ -22,6 +22,7 @@ def test_a_new_recipient_has_every_channel_on_no_overrides_and_no_quiet_hours(ap
         "channels": {"email": True, "sms": True, "push": True, "in_app": True},
         "categories": {},
         "quiet_hours": None,
+        "topics": {},
     }
 
 
@@ -31,7 +32,8 @@ def test_put_stores_the_whole_document(api, alice):
     response = api.put(URL, document, format="json")
     assert response.status_code == status.HTTP_200_OK, response.content
     expected = {"channels": {"email": True, "sms": False, "push": True, "in_app": True},
-                "categories": {"marketing": {"email": False}}, "quiet_hours": {"start": "22:00", "end": "07:00"}}
+                "categories": {"marketing": {"email": False}}, "quiet_hours": {"start": "22:00", "end": "07:00"},
+                "topics": {}}
     assert response.json() == expected
     assert api.get(URL).json() == expected
 
@@ -47,6 +49,7 @@ def test_put_merges_a_partial_document(api, alice):
         "channels": {"email": True, "sms": False, "push": False, "in_app": True},
         "categories": {"marketing": {"email": False, "sms": False}, "transactional": {"push": True}},
         "quiet_hours": {"start": "22:00", "end": "07:00"},
+        "topics": {},
     }
 
 

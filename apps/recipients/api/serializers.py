@@ -192,6 +192,11 @@ class PreferencesInputSerializer(StrictSerializer):
         help_text='e.g. {"marketing": {"email": false}}; null removes a setting or all of a category\'s.')
     quiet_hours = QuietHoursSerializer(required=False, allow_null=True,
                                        help_text='e.g. {"start": "22:00", "end": "07:00"}, or null for none.')
+    topics = serializers.DictField(
+        required=False, allow_null=True, child=serializers.JSONField(allow_null=True),
+        help_text='Mute a topic per channel, e.g. {"product-updates": {"email": false}}: broadcasts to that topic '
+                  'skip the channel. Keys are topics of the key\'s project; null removes a setting or all of a '
+                  'topic\'s.')
 
     def validate_channels(self, value):
         value = value or {}
@@ -225,7 +230,33 @@ class PreferencesInputSerializer(StrictSerializer):
         return value
 
 
+    def validate_topics(self, value):
+        """Keys must be topics of the recipient's project (``context["project_id"]``)."""
+        from apps.topics.selectors import topic_ids_by_key
+
+        value = value or {}
+        errors: list[str] = []
+        known = topic_ids_by_key(project_id=self.context["project_id"], keys=value)
+        for key, per_channel in value.items():
+            if key not in known:
+                errors.append(f"Unknown topic {key!r}.")
+            if per_channel is None:
+                continue
+            if not isinstance(per_channel, dict):
+                errors.append(f"{key} must be an object of channel: true/false, or null.")
+                continue
+            for channel, enabled in per_channel.items():
+                if channel not in _CHANNELS:
+                    errors.append(f"Unknown channel {channel!r} in {key} (one of {', '.join(_CHANNELS)}).")
+                _bool_or_null(enabled, f"{key}.{channel}", errors)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+
 class PreferencesOutputSerializer(serializers.Serializer):
     channels = serializers.DictField(child=serializers.BooleanField())
     categories = serializers.DictField(child=serializers.DictField(child=serializers.BooleanField()))
     quiet_hours = QuietHoursSerializer(allow_null=True)
+    topics = serializers.DictField(child=serializers.DictField(child=serializers.BooleanField()),
+                                   help_text="Per topic key, the channels set for it (false: muted).")

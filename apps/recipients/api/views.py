@@ -133,13 +133,13 @@ class PreferencesView(APIView):
         recipient = recipient_get(external_id, project_id=request.auth.project_id)
         if recipient is None:
             return not_found_response()
-        serializer = PreferencesInputSerializer(data=request.data)
+        serializer = PreferencesInputSerializer(data=request.data, context={"project_id": recipient.project_id})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         quiet = data.get("quiet_hours")
         preferences_update(
             recipient=recipient, channels=data.get("channels"), categories=data.get("categories"),
             quiet_hours=(quiet["start"], quiet["end"]) if quiet else None,
-            quiet_hours_given="quiet_hours" in data,
+            quiet_hours_given="quiet_hours" in data, topics=data.get("topics"),
         )
         return Response(preferences_document(recipient))
