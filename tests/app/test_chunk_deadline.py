@@ -120,7 +120,13 @@ def test_a_soft_time_limit_mid_chunk_keeps_what_was_sent_and_puts_back_what_was_
     relay.delay = 0.05
     ids = _emails(20)
     main = threading.get_ident()
-    relay.on_message = lambda m: len(relay.messages) == 4 and signal.pthread_kill(main, signal.SIGUSR1)
+    once = threading.Lock()  # one signal only: a later one, after the handler is restored, would kill pytest
+
+    def interrupt(message):
+        if len(relay.messages) >= 4 and once.acquire(blocking=False):
+            signal.pthread_kill(main, signal.SIGUSR1)
+
+    relay.on_message = interrupt
 
     def soft_limit(signum, frame):  # what Celery's prefork pool does at CELERY_TASK_SOFT_TIME_LIMIT
         raise SoftTimeLimitExceeded()

@@ -31,7 +31,7 @@ from tests.stack import wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db]
 
 ROOT = Path(__file__).resolve().parents[2]
-PROCESSES = ("web", "worker-high", "worker-normal", "worker-low", "beat", "flower", "smtp")
+PROCESSES = ("web", "worker-high", "worker-normal", "worker-low", "worker-maintenance", "beat", "flower", "smtp")
 USER, PASSWORD = "ops", "flower-from-dotenv"
 UP_FOR = 30.0  # the issue: `make run` died within 7 s
 RABBITMQ_API, RABBITMQ_AUTH = "http://127.0.0.1:15672/api", ("guest", "guest")
