@@ -187,6 +187,9 @@ def _start_stack(procs: _Processes, scenario: Scenario, port: int) -> None:
     for host in ("host-a", "host-b"):
         procs.start(f"worker-normal-{host}", [*worker, "-Q", "notifications.normal", "-n", f"normal@{host}",
                                               "-c", str(scenario.worker_concurrency)])
+    # beat's jobs (dispatcher, sweep: it puts a dead worker's rows back) run from their own queue
+    procs.start("worker-maintenance", [*worker, "-Q", "notifications.maintenance", "-n", "maintenance@cluster",
+                                       "-c", "2"])
     procs.start("beat", [celery, "-A", "config.celery_app", "beat", "--scheduler",
                          "django_celery_beat.schedulers:DatabaseScheduler", "--pidfile=", "--loglevel", "WARNING"])
 
@@ -203,8 +206,9 @@ def _wait_ready(cluster, procs: _Processes, url: str, timeout: float) -> None:
             api = False
         queues = cluster.queues() if api else {}
         consumers = {name: queues.get(name, {}).get("consumers", 0)
-                     for name in ("notifications.high", "notifications.normal")}
-        if api and consumers["notifications.high"] >= 1 and consumers["notifications.normal"] >= 2:
+                     for name in ("notifications.high", "notifications.normal", "notifications.maintenance")}
+        if api and consumers["notifications.high"] >= 1 and consumers["notifications.normal"] >= 2 \
+                and consumers["notifications.maintenance"] >= 1:
             return
         if time.monotonic() > deadline:
             raise RuntimeError(f"the stack was not ready in {timeout:.0f}s (API answering: {api}, consumers: "
