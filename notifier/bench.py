@@ -305,7 +305,11 @@ class _HttpxClients:
     """AsyncClients for ``connections`` concurrent requests, at most HTTPX_PER_CLIENT each."""
 
     def __init__(self, base: str, api_key: str, connections: int):
+        import logging
+
         import httpx
+
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would be the bench's own cost
 
         parts = urlsplit(base)
         base = f"{parts.scheme}://{parts.netloc}"  # run_load's paths carry the URL's own path
