@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "apps.inbox",
     "apps.webhooks",
     "apps.topics",
+    "apps.broadcasts",
 ]
 
 MIDDLEWARE = [
@@ -475,3 +476,15 @@ if _proxy_header:
     if len(_proxy_header) != 2:
         raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER must be 'HEADER,value', e.g. HTTP_X_FORWARDED_PROTO,https")
     SECURE_PROXY_SSL_HEADER = (_proxy_header[0], _proxy_header[1])
+
+# --- Broadcasts (apps.broadcasts, docs/broadcasts.md) ------------------------------------------------
+# Subscribers per page (one transaction: their notifications and the cursor), seconds one expander task
+# runs before it hands over, the beat job's interval, and how long a broadcast's counts are reused.
+NOTIFIER_BROADCAST_PAGE = env_int("NOTIFIER_BROADCAST_PAGE", 5000)
+NOTIFIER_BROADCAST_SLICE = env_float("NOTIFIER_BROADCAST_SLICE", 10.0)
+NOTIFIER_BROADCAST_INTERVAL = env_float("NOTIFIER_BROADCAST_INTERVAL", 2.0)
+NOTIFIER_BROADCAST_COUNTS_TTL = env_float("NOTIFIER_BROADCAST_COUNTS_TTL", 2.0)
+CELERY_TASK_ROUTES.update({name: {"queue": MAINTENANCE_QUEUE, "routing_key": MAINTENANCE_QUEUE}
+                           for name in ("notifier.broadcast_expand", "notifier.broadcasts_due")})
+CELERY_BEAT_SCHEDULE["notifier-broadcasts-due"] = _beat_entry(
+    "notifier.broadcasts_due", NOTIFIER_BROADCAST_INTERVAL, max(math.ceil(NOTIFIER_BROADCAST_INTERVAL * 5), 10))

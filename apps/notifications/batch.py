@@ -294,13 +294,17 @@ def notifications_create_batch(*, items: list, api_key) -> list[dict]:
     not stop valid ones.
     """
     checked = notifications_validate_batch(items=items, api_key=api_key)
-    specs = [c for c in checked if isinstance(c, NotificationSpec)]
+    specs = [c for c in checked if isinstance(c, NotificationSpec) and c.topic is None]
     if specs:
         backlog.wait_for_room({spec.priority for spec in specs})  # backpressure: see backlog.py
     created = iter(notifications_create(specs=specs, api_key=api_key, lean=True) if specs else [])
     results = []
-    for c in checked:
-        if isinstance(c, NotificationSpec):
+    for item, c in zip(items, checked):
+        if isinstance(c, NotificationSpec) and c.topic is not None:  # a broadcast (apps.broadcasts)
+            from apps.broadcasts.api.views import broadcast_accepted
+
+            results.append(broadcast_accepted(spec=c, data=item, api_key=api_key, batch=True))
+        elif isinstance(c, NotificationSpec):
             n = next(created)
             results.append({"id": n.id, "status": n.status})
         else:

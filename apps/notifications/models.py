@@ -120,6 +120,9 @@ class Notification(models.Model):
     # Projects are never deleted (the admin does not offer it).
     project = models.ForeignKey("apikeys.Project", on_delete=models.DO_NOTHING, related_name="+",
                                 default=default_project_id, db_constraint=False, db_index=False)
+    # The broadcast it was made for (apps.broadcasts), if any: no foreign key (notifications do not depend on
+    # that app); indexed with the status for a broadcast's counts and its cancel.
+    broadcast_id = models.UUIDField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
@@ -142,6 +145,8 @@ class Notification(models.Model):
             # The dispatcher expires pending notifications whose expires_at has passed.
             models.Index(fields=["expires_at"], name="notif_pending_expiry_idx",
                          condition=models.Q(expires_at__isnull=False, status__in=["scheduled", "queued"])),
+            models.Index(fields=["broadcast_id", "status"], name="notif_broadcast_idx",
+                         condition=models.Q(broadcast_id__isnull=False)),
         ]
 
     def __str__(self) -> str:

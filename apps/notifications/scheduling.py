@@ -64,9 +64,10 @@ def notification_cancel(*, notification_id, detail: str = "cancelled", project_i
         raise _why_not(notification_id, "cancel", project_id, channels)
 
 
-def notifications_cancel_group(*, group_key: str, detail: str | None = None, project_id: int | None = None,
-                               channels=None) -> int:
-    """Cancel every notification of ``group_key`` that has not started sending. Returns how many.
+def notifications_cancel_group(*, group_key: str = "", broadcast_id=None, detail: str | None = None,
+                               project_id: int | None = None, channels=None) -> int:
+    """Cancel every notification of ``group_key`` (or, given ``broadcast_id``, of that broadcast) that has
+    not started sending. Returns how many.
 
     With ``project_id``, only that project's notifications of the group (and of ``channels`` when given):
     a group key names a group within a project. One statement: the UPDATE and the INSERT of their
@@ -74,6 +75,7 @@ def notifications_cancel_group(*, group_key: str, detail: str | None = None, pro
     """
     now = timezone.now()
     detail = detail or f"cancelled with group {group_key!r}"
+    group, group_value = ("broadcast_id", broadcast_id) if broadcast_id is not None else ("group_key", group_key)
     owner, owner_params = "", []
     if project_id is not None:
         owner, owner_params = " AND project_id = %s", [project_id]
@@ -85,7 +87,7 @@ def notifications_cancel_group(*, group_key: str, detail: str | None = None, pro
             f"""
             WITH cancelled AS (
                 UPDATE {TABLE} SET status = %s, next_attempt_at = NULL, updated_at = %s
-                WHERE group_key = %s AND status IN (%s, %s){owner}
+                WHERE {group} = %s AND status IN (%s, %s){owner}
                 RETURNING id, channel, category, priority
             ), events AS (
                 INSERT INTO {EVENTS} (notification_id, status, at, detail, provider)
@@ -93,7 +95,7 @@ def notifications_cancel_group(*, group_key: str, detail: str | None = None, pro
             )
             SELECT channel, category, priority, count(*) FROM cancelled GROUP BY channel, category, priority
             """,
-            [Status.CANCELLED, now, group_key, *CANCELLABLE, *owner_params, Status.CANCELLED, now, detail],
+            [Status.CANCELLED, now, group_value, *CANCELLABLE, *owner_params, Status.CANCELLED, now, detail],
         )
         groups = cursor.fetchall()
     metrics.notifications_entered(

@@ -43,6 +43,10 @@ class NotificationSpec:
     group_key: str = ""
     # The owner (the API key's project, set by validation); None: the ``default`` project.
     project_id: int | None = None
+    # A broadcast (apps.broadcasts): the request names a topic (apps.topics Topic) instead of a recipient, and
+    # each notification made from it carries the broadcast's id.
+    topic: Any = None
+    broadcast_id: Any = None
     # Set by policy (preferences, quiet hours) before insert:
     status: str = ""
     status_detail: str = ""
@@ -101,7 +105,7 @@ def notification_create_single(*, spec: NotificationSpec, api_key=None) -> Notif
 _INSERT_FIELDS = (
     "id", "channel", "recipient_id", "to", "category", "priority", "template", "locale", "content", "status",
     "scheduled_for", "expires_at", "next_attempt_at", "queued_at", "metadata", "group_key", "api_key_id",
-    "project_id", "created_at", "updated_at",
+    "project_id", "created_at", "updated_at", "broadcast_id",
 )
 
 
@@ -139,7 +143,7 @@ def notifications_insert(*, specs: list[NotificationSpec], api_key_ids: list[Any
             notification_id, spec.channel, recipient.pk if recipient is not None else None, spec.to, spec.category,
             spec.priority, spec.template, spec.locale, spec.content, status, spec.scheduled_for, spec.expires_at,
             next_attempt_at, now if status == Status.QUEUED else None, spec.metadata, spec.group_key, api_key_id,
-            project_id, now, now,
+            project_id, now, now, spec.broadcast_id,
         ))
         event_rows.append((notification_id, status, now, detail or "", "", None))
     pending_key = None  # the PendingPublish key: the first queued row (its millisecond is the group's)

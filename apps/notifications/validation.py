@@ -124,6 +124,7 @@ class NotificationInputSerializer(serializers.Serializer):
     ttl_seconds = serializers.IntegerField(required=False, min_value=1, max_value=30 * 86400)
     metadata = JSONObjectField(required=False)
     group_key = _text(255)
+    topic = _text(100)  # a broadcast to the topic's subscribers (apps.broadcasts) instead of recipient/to
 
     REQUIRED_CONTENT = {
         Channel.EMAIL: ("subject", "body"),
@@ -155,7 +156,8 @@ class NotificationInputSerializer(serializers.Serializer):
         to = attrs.get("to", "")
         tokens = attrs.get("device_tokens")
         external_id = attrs.get("recipient")
-        given = [name for name in ("recipient", "to", "device_tokens") if attrs.get(name)]
+        given = [name for name in ("recipient", "to", "device_tokens", "topic") if attrs.get(name)]
+        topic = None
         if channel != Channel.PUSH and tokens:
             errors["device_tokens"] = ["Only push notifications take device_tokens."]
         if len(given) != 1:
@@ -163,6 +165,14 @@ class NotificationInputSerializer(serializers.Serializer):
                 errors["to"] = ["Give either 'recipient' or 'to'" + (" or 'device_tokens'." if channel == Channel.PUSH else ".")]
             else:
                 errors.setdefault("to", []).append(f"Give only one of {', '.join(given)}.")
+        elif attrs.get("topic"):
+            from apps.topics.selectors import topic_get
+
+            from apps.apikeys.models import default_project_id
+
+            topic = topic_get(attrs["topic"], project_id=context.get("project_id") or default_project_id())
+            if topic is None:
+                errors["topic"] = [f"Unknown topic {attrs['topic']!r}."]
         elif external_id is not None:
             recipient = self._recipient(external_id, context)
             if recipient is None:
@@ -254,7 +264,7 @@ class NotificationInputSerializer(serializers.Serializer):
             channel=channel, category=category.slug, priority=priority, content=content, recipient=recipient,
             to=to, template=template, locale=attrs.get("locale", ""), scheduled_for=scheduled_for,
             expires_at=expires_at, metadata=attrs.get("metadata") or {}, group_key=attrs.get("group_key", ""),
-            project_id=context.get("project_id"),
+            project_id=context.get("project_id"), topic=topic,
         )
         return NotificationSpec(**spec_kwargs)
 

@@ -135,6 +135,10 @@ class NotificationResourceView(APIView):
         # Same result as NotificationInputSerializer(data=..., context={"channel": channel}), without
         # building the serializer's fields on every request (see batch.ItemValidator).
         spec = validate_notification(channel=channel, data=request.data, project_id=request.auth.project_id)
+        if spec.topic is not None:  # a broadcast to a topic's subscribers
+            from apps.broadcasts.api.views import broadcast_accepted
+
+            return broadcast_accepted(spec=spec, data=request.data, api_key=request.auth)
         notification = notification_create_single(spec=spec, api_key=request.auth)
         body = accepted_body(notification)
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": _location(notification)})
