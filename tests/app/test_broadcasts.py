@@ -92,7 +92,7 @@ def test_a_topic_instead_of_a_recipient_answers_202_with_a_broadcast_id_and_crea
     assert body["status_url"] == f"/api/v1/broadcasts/{body['broadcast_id']}/"
     assert response["Location"] == body["status_url"]
     assert (body["channel"], body["topic"], body["category"], body["priority"]) == \
-        ("email", "news", "transactional", "high")
+        ("email", "news", "transactional", "normal")
     assert Broadcast.objects.filter(pk=body["broadcast_id"]).exists()
     assert not Notification.objects.exists()  # the expander creates them, not the request
 
@@ -325,7 +325,7 @@ def test_another_projects_key_or_a_key_of_other_channels_gets_404(api, api_key):
     _topic(api_key, "news", "u1")
     broadcast_id = _broadcast(api)["broadcast_id"]
     other = _client(api_key_create(name="other", project="project-b"))
-    sms_only = _client(api_key_create(name="sms", channels=["sms"]))
+    sms_only = _client(api_key_create(name="sms", allowed_channels=["sms"]))
     for client in (other, sms_only):
         assert client.get(f"/api/v1/broadcasts/{broadcast_id}/").status_code == status.HTTP_404_NOT_FOUND
         assert client.post(f"/api/v1/broadcasts/{broadcast_id}/cancel/").status_code == status.HTTP_404_NOT_FOUND
