@@ -18,6 +18,7 @@ has come and restarts expansion when no expander is running (a lost message, a k
 """
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from contextlib import contextmanager
@@ -174,7 +175,7 @@ def expand_page(broadcast_id, *, renders: dict | None = None, limit: int | None 
     from apps.topics.selectors import topic_subscriber_page
 
     renders = {} if renders is None else renders
-    with transaction.atomic():
+    with _collector_paused(), transaction.atomic():
         broadcast = Broadcast.objects.select_for_update().filter(
             pk=broadcast_id, status=BroadcastStatus.EXPANDING).first()
         if broadcast is None:
@@ -200,6 +201,20 @@ def expand_page(broadcast_id, *, renders: dict | None = None, limit: int | None 
             fields.append("cursor")
         broadcast.save(update_fields=fields)
     return len(specs), after is not None
+
+
+@contextmanager
+def _collector_paused():
+    """The cyclic garbage collector off while a page is made: a page's thousands of recipients, specs and rows
+    set off many collections (a third of the expander's CPU, measured), and every one of them is freed by
+    reference counting when the page is done."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _page_specs(broadcast: Broadcast, recipients: list, renders: dict) -> tuple[list[NotificationSpec], int]:

@@ -36,7 +36,9 @@ class Command(BaseCommand):
     help = "Benchmark a running notifier through its HTTP API (null provider) and print throughput and latency."
 
     def add_arguments(self, parser):
-        parser.add_argument("--mode", choices=bench.MODES, default="batch")
+        parser.add_argument("--mode", choices=(*bench.MODES, "broadcast"), default="batch",
+                            help="broadcast: one broadcast to --subscribers (apps/broadcasts/bench.py).")
+        parser.add_argument("--subscribers", type=int, default=1_000_000, help="broadcast: the topic's size.")
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="The running API (default %(default)s).")
         parser.add_argument("--duration", type=float, default=60.0, help="Seconds of load (default %(default)s).")
         parser.add_argument("--clients", type=int, default=None,
@@ -69,6 +71,10 @@ class Command(BaseCommand):
         from apps.apikeys.services import api_key_create
 
         mode = opts["mode"]
+        if mode == "broadcast":
+            from apps.broadcasts.bench import run
+
+            return run(self, opts)
         clients = opts["clients"] or {"single": 32, "batch": 12}.get(mode, 4)
         tag = f"bench-{uuid.uuid4().hex[:10]}"
         issued = api_key_create(name=tag, scopes=["notifications:write", "notifications:read"])
