@@ -4,17 +4,15 @@ answers those. A key sees only its project's broadcasts, of the channels it may 
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.notifications.api.errors import not_found_response
-from apps.notifications.api.views import StatusConflict, key_owner
+from apps.notifications.api.views import IdCursorPagination, NotificationResourceView, StatusConflict, key_owner
 from apps.notifications.scheduling import Conflict, NotFound
 from apps.notifications.selectors import parse_uuid
-from apps.notifications.validation import AwareDateTimeField
 
 from ..models import Broadcast
 from ..selectors import broadcast_get, owned_broadcasts
@@ -45,19 +43,6 @@ def _detail(broadcast: Broadcast, **context) -> dict:
     return BroadcastDetailSerializer(broadcast, context={"counts": broadcast_counts(broadcast), **context}).data
 
 
-class BroadcastPagination(CursorPagination):
-    ordering = "-id"  # time-ordered ids: newest first
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
-
-    def get_paginated_response(self, data):
-        return Response({"results": data, "next": self.get_next_link()})
-
-    def get_paginated_response_schema(self, schema):
-        return {"type": "object", "properties": {"results": schema, "next": {"type": "string", "nullable": True}}}
-
-
 class BroadcastListView(APIView):
     """GET /api/v1/broadcasts/: the key's project's broadcasts, newest first (no counts: see one)."""
 
@@ -66,7 +51,7 @@ class BroadcastListView(APIView):
     @extend_schema(operation_id="broadcasts_list", responses={200: BroadcastAcceptedSerializer(many=True)},
                    parameters=[OpenApiParameter("cursor", str), OpenApiParameter("page_size", int)])
     def get(self, request):
-        paginator = BroadcastPagination()
+        paginator = IdCursorPagination()  # newest first: ids are time-ordered
         page = paginator.paginate_queryset(owned_broadcasts(**key_owner(request)), request, view=self)
         return paginator.get_paginated_response(BroadcastAcceptedSerializer(page, many=True).data)
 
@@ -86,31 +71,37 @@ class BroadcastView(APIView):
             return not_found_response()
         return Response(_detail(broadcast))
 
-    class RescheduleInputSerializer(serializers.Serializer):
-        scheduled_for = AwareDateTimeField()
-
-    @extend_schema(operation_id="broadcasts_reschedule", parameters=[ID_PARAMETER], request=RescheduleInputSerializer,
-                   responses={200: BroadcastDetailSerializer},
+    @extend_schema(operation_id="broadcasts_reschedule", parameters=[ID_PARAMETER],
+                   request=NotificationResourceView.RescheduleInputSerializer, responses={200: BroadcastDetailSerializer},
                    description="Move a broadcast that is still `scheduled` to a new `scheduled_for` (409 otherwise).")
     def patch(self, request, key: str):
-        broadcast_id = parse_uuid(key)
-        if broadcast_id is None:
-            return not_found_response()
-        serializer = self.RescheduleInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        extra = sorted(set(request.data) - set(serializer.fields))
+        data = request.data if isinstance(request.data, dict) else {}
+        extra = {name: ["Only scheduled_for can be changed."] for name in sorted(set(data) - {"scheduled_for"})}
         if extra:
-            raise ValidationError({name: ["Only scheduled_for can be changed."] for name in extra})
-        scheduled_for = serializer.validated_data["scheduled_for"]
-        try:
-            broadcast_reschedule(broadcast_id=broadcast_id, scheduled_for=scheduled_for, **key_owner(request))
-        except ValueError as exc:
-            raise ValidationError({"scheduled_for": [str(exc)]}) from exc
-        except NotFound:
-            return not_found_response()
-        except Conflict as exc:
-            raise StatusConflict(str(exc)) from exc
-        return Response(_detail(broadcast_get(key, **key_owner(request))))
+            raise ValidationError(extra)
+        checked = NotificationResourceView.RescheduleInputSerializer(data=data)
+        checked.is_valid(raise_exception=True)
+        return _change(key, request, lambda broadcast_id, owner: broadcast_reschedule(
+            broadcast_id=broadcast_id, scheduled_for=checked.validated_data["scheduled_for"], **owner),
+            lambda broadcast, _: _detail(broadcast))
+
+
+def _change(key: str, request, change, answer) -> Response:
+    """Run ``change(id, owner)`` on the key's broadcast and answer ``answer(broadcast, result)``: 404 for an id
+    that is not the key's, 409 when the broadcast's status does not allow it, 400 for a ValueError."""
+    broadcast_id = parse_uuid(key)
+    if broadcast_id is None:
+        return not_found_response()
+    owner = key_owner(request)
+    try:
+        result = change(broadcast_id, owner)
+    except ValueError as exc:
+        raise ValidationError({"scheduled_for": [str(exc)]}) from exc
+    except NotFound:
+        return not_found_response()
+    except Conflict as exc:
+        raise StatusConflict(str(exc)) from exc
+    return Response(answer(broadcast_get(key, **owner), result))
 
 
 class BroadcastCancelView(APIView):
@@ -123,15 +114,6 @@ class BroadcastCancelView(APIView):
                    description="No more notifications are created; those that have not started sending are "
                                "cancelled (`cancelled`: how many). An already cancelled broadcast: 409.")
     def post(self, request, key: str):
-        broadcast_id = parse_uuid(key)
-        if broadcast_id is None:
-            return not_found_response()
-        try:
-            cancelled = broadcast_cancel(broadcast_id=broadcast_id, **key_owner(request))
-        except NotFound:
-            return not_found_response()
-        except Conflict as exc:
-            raise StatusConflict(str(exc)) from exc
-        broadcast = broadcast_get(key, **key_owner(request))
-        return Response(BroadcastCancelledSerializer(
-            broadcast, context={"counts": broadcast_counts(broadcast), "cancelled": cancelled}).data)
+        return _change(key, request, lambda broadcast_id, owner: broadcast_cancel(broadcast_id=broadcast_id, **owner),
+                       lambda broadcast, cancelled: BroadcastCancelledSerializer(broadcast, context={
+                           "counts": broadcast_counts(broadcast), "cancelled": cancelled}).data)
