@@ -488,3 +488,6 @@ CELERY_TASK_ROUTES.update({name: {"queue": MAINTENANCE_QUEUE, "routing_key": MAI
                            for name in ("notifier.broadcast_expand", "notifier.broadcasts_due")})
 CELERY_BEAT_SCHEDULE["notifier-broadcasts-due"] = _beat_entry(
     "notifier.broadcasts_due", NOTIFIER_BROADCAST_INTERVAL, max(math.ceil(NOTIFIER_BROADCAST_INTERVAL * 5), 10))
+# A broadcast's status beside a notification's: both enums named, not StatusXXXEnum.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update({"StatusEnum": "apps.notifications.models.Status",
+                                                    "BroadcastStatusEnum": "apps.broadcasts.models.BroadcastStatus"})
