@@ -273,22 +273,36 @@ def test_a_deleted_topic_ends_the_broadcast(api, api_key):
     assert _made(broadcast_id) == {}
 
 
-def test_only_one_expander_runs_at_a_time(api, api_key):
+@override_settings(NOTIFIER_BROADCAST_PAGE=2)
+def test_an_expander_whose_time_is_up_hands_over_and_broadcasts_take_turns(api, api_key, monkeypatch):
+    started = []
+    monkeypatch.setattr(services, "start_expander", lambda broadcast_id=None: started.append(broadcast_id))
+    _topic(api_key, "news", "u1", "u2", "u3", "u4")
+    first, second = _broadcast(api)["broadcast_id"], _broadcast(api)["broadcast_id"]
+
+    assert services.broadcasts_expand(first=first, budget=0) == {"pages": 1, "created": 2}
+    assert started == [None]  # a task goes on with the broadcast that waited longest...
+    assert services.broadcasts_expand(budget=0) == {"pages": 1, "created": 2}
+    assert Notification.objects.filter(broadcast_id=second).count() == 2  # ...the second one
+
+    services.broadcasts_expand(budget=60)
+    assert len(_made(first)) == len(_made(second)) == 4
+
+
+def test_an_expander_ends_at_once_while_another_one_runs(api, api_key):
+    from django.db import connections
+
     _topic(api_key, "news", "u1")
     broadcast_id = _broadcast(api)["broadcast_id"]
-    with services.expander_lock() as held:
-        assert held
-        from django.db import connections
-
-        other = connections.create_connection("default")  # another session, as another worker has
-        try:
-            with other.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_lock(%s)", [services.EXPANDER_LOCK])
-                assert cursor.fetchone()[0] is False
-        finally:
-            other.close()
-    _expand(broadcast_id)
-    assert len(_made(broadcast_id)) == 1
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [services.EXPANDER_LOCK])
+        assert services.broadcasts_expand(first=broadcast_id) == {"pages": 0, "created": 0}
+        assert services.expander_running()
+    finally:
+        other.close()
+    assert not services.expander_running()
 
 
 # --- status and counts ----------------------------------------------------------------------------------
