@@ -300,9 +300,12 @@ def test_an_expander_ends_at_once_while_another_one_runs(api, api_key):
             cursor.execute("SELECT pg_advisory_lock(%s)", [services.EXPANDER_LOCK])
         assert services.broadcasts_expand(first=broadcast_id) == {"pages": 0, "created": 0}
         assert services.expander_running()
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [services.EXPANDER_LOCK])
+        assert not services.expander_running()
     finally:
         other.close()
-    assert not services.expander_running()
+    assert not Notification.objects.exists()
 
 
 # --- status and counts ----------------------------------------------------------------------------------
@@ -443,3 +446,6 @@ def test_the_openapi_schema_describes_the_broadcast_endpoints(api):
     detail = schema["components"]["schemas"]["BroadcastDetail"]["properties"]
     assert {"counts", "created", "skipped", "status"} <= set(detail)
     assert "topic" in schema["components"]["schemas"]["NotificationInput"]["properties"]
+    accepted = schema["paths"]["/api/v1/notifications/{key}/"]["post"]["responses"]["202"]
+    assert accepted["content"]["application/json"]["schema"]["$ref"].endswith("/NotificationOrBroadcastAccepted")
+    assert "broadcast_id" in schema["components"]["schemas"]["BroadcastAccepted"]["properties"]

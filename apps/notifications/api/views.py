@@ -111,6 +111,19 @@ class NotificationBatchView(APIView):
         return Response({"results": results}, status=status.HTTP_202_ACCEPTED)
 
 
+def _accepted_or_broadcast():
+    from drf_spectacular.utils import PolymorphicProxySerializer
+
+    from apps.broadcasts.api.serializers import BroadcastAcceptedSerializer
+
+    return PolymorphicProxySerializer(component_name="NotificationOrBroadcastAccepted",
+                                      serializers=[NotificationAcceptedSerializer, BroadcastAcceptedSerializer],
+                                      resource_type_field_name=None)
+
+
+_ACCEPTED_OR_BROADCAST = _accepted_or_broadcast()
+
+
 class NotificationResourceView(APIView):
     """``/api/v1/notifications/{key}/``: POST with a channel name creates, GET with an id reads."""
 
@@ -121,7 +134,9 @@ class NotificationResourceView(APIView):
         parameters=[OpenApiParameter("key", str, OpenApiParameter.PATH, enum=[c.value for c in API_CHANNELS],
                                      description="The channel: email, sms, push or in_app."),
                     IDEMPOTENCY_KEY_PARAMETER],
-        request=NotificationInputSerializer, responses={202: NotificationAcceptedSerializer},
+        request=NotificationInputSerializer, responses={202: _ACCEPTED_OR_BROADCAST},
+        description="Creates one notification; with `topic` instead of `recipient`/`to`, a broadcast to the "
+                    "topic's subscribers (docs/broadcasts.md), answered with its `broadcast_id` and `status_url`.",
     )
     def post(self, request, key: str):
         return idempotent(request, lambda: self._create(request, key))
