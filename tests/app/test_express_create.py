@@ -322,7 +322,8 @@ def _headers_sent_by(client: str, tmp_path) -> list[tuple[bytes, bytes]]:
             pytest.skip("no wrk here")
         script = tmp_path / "post.lua"
         script.write_text(f"wrk.method = 'POST'\nwrk.body = '{json.dumps(EMAIL)}'\n"
-                          "wrk.headers['Content-Type'] = 'application/json'\nwrk.headers['Authorization'] = 'Bearer x'\n")
+                          "wrk.headers['Content-Type'] = 'application/json'\n"
+                          "wrk.headers['Authorization'] = 'Bearer x'\n")
         subprocess.run(["wrk", "-t1", "-c1", "-d1s", "-s", str(script), url], capture_output=True, timeout=20)
     elif client == "axios-like":  # what axios and several browser libraries send
         import requests

@@ -22,7 +22,8 @@ async def _serve_keep_alive(seen: list, connections: list):
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.split(b"\r\n")
-                headers = {n.strip().lower(): v.strip() for n, _, v in (line.partition(b":") for line in lines[1:] if line)}
+                fields = (line.partition(b":") for line in lines[1:] if line)
+                headers = {name.strip().lower(): value.strip() for name, _, value in fields}
                 body = await reader.readexactly(int(headers[b"content-length"]))
                 seen.append((lines[0], headers, json.loads(body)))
                 writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"

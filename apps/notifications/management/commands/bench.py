@@ -256,9 +256,10 @@ class Command(BaseCommand):
             lines.append(f"    {kind:11s} n={v['n']:<8d} p50 {ms(v['p50'])}  p95 {ms(v['p95'])}  "
                          f"p99 {ms(v['p99'])}  max {ms(v['max'])}")
         if r["client_cpu_ms_per_request"] is not None:
-            lines.append(f"  client CPU per request: {r['client_cpu_ms_per_request']:.2f} ms, {r['client_cpu_share']:.2f} "
-                         f"of a core in {r['processes']} process(es) ({os.cpu_count()} cores here); near one core per "
-                         "process, or near what the service leaves, the client is the limit, not the service")
+            lines.append(f"  client CPU per request: {r['client_cpu_ms_per_request']:.2f} ms, "
+                         f"{r['client_cpu_share']:.2f} of a core in {r['processes']} process(es) "
+                         f"({os.cpu_count()} cores here); near one core per process, or near what the service "
+                         "leaves, the client is the limit, not the service")
         lines.append("  CPU seconds (share of one core) during load | until drained; RSS MB start -> end:")
         for group in ("api", "workers", "beat", "postgres", "rabbitmq", "bench"):
             a, b = r["cpu_during_load"].get(group), r["cpu_until_drained"].get(group)
