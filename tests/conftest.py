@@ -1,7 +1,7 @@
 """Shared fixtures.
 
 Tests use their own PostgreSQL database, RabbitMQ vhost and Redis database
-(see config/test_settings.py), start from a clean state, and stop every
+(see config/settings/test.py), start from a clean state, and stop every
 process they start.
 """
 from __future__ import annotations

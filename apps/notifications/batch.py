@@ -261,7 +261,7 @@ def _item_errors(item: Any, api_key) -> tuple[str | None, dict | None]:
 
 def notifications_validate_batch(*, items: list, api_key) -> list[NotificationSpec | dict]:
     """For each item in order, its ``NotificationSpec`` or its error dict."""
-    from .api.errors import _as_lists
+    from apps.api.errors import error_lists as _as_lists
 
     if api_key is not None:
         project_id = api_key.project_id

@@ -212,7 +212,7 @@ def test_serve_metrics_exposes_this_hosts_process_counters(tmp_path):
     metrics.notifications_entered([("push", "otp", "high", "expired")] * 3)
     port = closed_port()
     proc = subprocess.Popen([sys.executable, "manage.py", "serve_metrics", "--port", str(port), "--address",
-                             "127.0.0.1"], cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.test_settings"},
+                             "127.0.0.1"], cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         def body():

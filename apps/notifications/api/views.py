@@ -3,10 +3,12 @@ import threading
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.api.errors import not_found_response
+from apps.api.ownership import key_owner
+from apps.api.pagination import IdCursorPagination
 from apps.idempotency.services import HEADER as IDEMPOTENCY_HEADER
 from apps.idempotency.services import idempotent
 from apps.ops.dbrouter import reads_from_replica
@@ -17,23 +19,7 @@ from ..scheduling import Conflict, NotFound, notification_cancel, notification_r
 from ..selectors import notification_get, notification_list, parse_uuid
 from ..services import notification_create_single
 from ..validation import AwareDateTimeField, NotificationInputSerializer
-from .errors import not_found_response
 from .serializers import NotificationAcceptedSerializer, NotificationDetailSerializer, NotificationListItemSerializer
-
-
-class IdCursorPagination(CursorPagination):
-    """Newest first; ids are time-ordered UUIDs, so the id is the cursor."""
-
-    ordering = "-id"
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
-
-    def get_paginated_response(self, data):
-        return Response({"results": data, "next": self.get_next_link()})
-
-    def get_paginated_response_schema(self, schema):
-        return {"type": "object", "properties": {"results": schema, "next": {"type": "string", "nullable": True}}}
 
 
 IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
@@ -41,13 +27,6 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
     description="At most 255 characters. A repeat with the same key and body within 24 h returns the first "
                 "response; the same key with another body: 422; while the first is still processed: 409.",
 )
-
-
-def key_owner(request) -> dict:
-    """What the request's API key may see: ``project_id`` and ``channels`` (its ``allowed_channels``; empty:
-    every channel), as the selectors and writes take them. Another owner's objects are not found (404)."""
-    key = request.auth
-    return {"project_id": key.project_id, "channels": key.allowed_channels or None}
 
 
 def _location(notification) -> str:
