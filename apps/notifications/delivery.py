@@ -24,6 +24,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from notifier import clock, metrics, pii
+from notifier.addresses import destination
 from notifier.channels.base import Message
 from notifier.channels.failover import Outcome, send_with_failover
 from notifier.channels.registry import providers_for
@@ -169,15 +170,8 @@ def _targets(notification: Notification, devices: dict[int, list[Any]]) -> list[
         if tokens:
             return [(t, "", None) for t in tokens]
         return [(d.token, d.platform, d.id) for d in devices.get(notification.recipient_id, [])]
-    if notification.to:
-        return [(notification.to, "", None)]
-    if recipient is None:
-        return []
-    if channel == "email":
-        return [(recipient.email, "", None)] if recipient.email else []
-    if channel == "sms":
-        return [(recipient.phone, "", None)] if recipient.phone else []
-    return [(recipient.external_id, "", None)]
+    address = destination(channel, notification.to, recipient)
+    return [(address, "", None)] if address else []
 
 
 def _message(notification: Notification, address: str, platform: str, device_id: int | None = None, *,
@@ -595,17 +589,9 @@ def _write_results(cursor, columns: list[str], now: datetime, *, by_tid: str | N
 
 
 def _address(n: Notification) -> str:
-    if n.to:
-        return n.to
     # Only a recipient already loaded (deliver_chunk loads them in bulk): no query per row.
-    recipient = n.recipient if n.recipient_id and Notification.recipient.is_cached(n) else None
-    if recipient is None:
-        return ""
-    if n.channel == "email":
-        return recipient.email or ""
-    if n.channel == "sms":
-        return recipient.phone or ""
-    return recipient.external_id
+    recipient = n.recipient if not n.to and n.recipient_id and Notification.recipient.is_cached(n) else None
+    return destination(n.channel, n.to, recipient)
 
 
 def _observe_results(results: list[Result], now: datetime) -> None:

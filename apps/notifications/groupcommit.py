@@ -41,7 +41,6 @@ the same transaction as the rows) do not use the committer: see
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from typing import Any
@@ -51,6 +50,7 @@ from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from apps.ops.dbrouter import note_api_key_writes
+from notifier.batching import ProcessThread
 from notifier.context import get_request_id, reset_request_id, set_request_id
 
 from . import policy
@@ -112,15 +112,14 @@ class GroupCommitter:
         self._lock = threading.Lock()
         self._pending: list[_Ticket] = []
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = None
+        self._thread = ProcessThread(self._run, name="notifier-group-commit")
         self._stopping = False
 
     def submit(self, specs: list, api_key) -> list:
         """Create ``specs`` (validated) for ``api_key``; returns their notifications or raises this request's error."""
         ticket = _Ticket(list(specs), api_key.pk if api_key is not None else None)
         with self._lock:
-            self._ensure_thread()
+            self._thread.ensure()
             self._pending.append(ticket)
         self._wake.set()
         if not ticket.done.wait(self.wait):
@@ -132,16 +131,9 @@ class GroupCommitter:
     def submit_express(self, ticket: ExpressTicket) -> None:
         """Queue an event loop's request; its future is resolved (from this thread) once it is done."""
         with self._lock:
-            self._ensure_thread()
+            self._thread.ensure()
             self._pending.append(ticket)
         self._wake.set()
-
-    def _ensure_thread(self) -> None:
-        # After a fork (gunicorn) the parent's thread does not exist in the child.
-        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="notifier-group-commit", daemon=True)
-            self._thread.start()
 
     def _take(self) -> list[_Ticket]:
         with self._lock:
@@ -159,12 +151,11 @@ class GroupCommitter:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the pending requests, close the thread's database connection and end the thread."""
-        thread = self._thread
-        if thread is None or self._pid != os.getpid() or not thread.is_alive():
+        if not self._thread.running():
             return
         self._stopping = True
         self._wake.set()
-        thread.join(timeout)
+        self._thread.join(timeout)
 
     def _run(self) -> None:
         self._stopping = False

@@ -20,11 +20,11 @@ which the dispatcher republishes after ``NOTIFIER_PUBLISH_GRACE`` seconds
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from typing import Any, Callable
 
+from notifier.batching import ProcessThread
 from notifier.context import get_request_id, reset_request_id, set_request_id
 
 logger = logging.getLogger(__name__)
@@ -64,8 +64,7 @@ class CoalescingPublisher:
         self._wake = threading.Event()
         self._release = threading.Event()  # drain asks the thread to run on_idle now
         self._released = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = None
+        self._thread = ProcessThread(self._run, name="notifier-publisher")
 
     def submit(self, items: list[tuple[Any, str]], *, wait: float | None = None, pending=()) -> bool:
         """Queue ``items`` for the next flush; wait up to ``wait`` seconds for it. True if it was published.
@@ -73,7 +72,7 @@ class CoalescingPublisher:
         ``pending``: keys handed to ``settle`` once the items are safe (with no items: at the next flush)."""
         ticket = _Ticket(list(items), tuple(pending))
         with self._lock:
-            self._ensure_thread()
+            self._thread.ensure()
             self._pending.append(ticket)
             count = sum(len(t.items) for t in self._pending)
         if count >= self.max_items:
@@ -83,13 +82,6 @@ class CoalescingPublisher:
         if wait is None:
             return False
         return ticket.done.wait(wait)
-
-    def _ensure_thread(self) -> None:
-        # After a fork (gunicorn or celery prefork) the parent's thread does not exist in the child.
-        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="notifier-publisher", daemon=True)
-            self._thread.start()
 
     def _run(self) -> None:
         idle = True
@@ -137,7 +129,7 @@ class CoalescingPublisher:
         nothing is left within ``timeout`` seconds.
         """
         with self._lock:
-            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            if not self._thread.running():
                 return not self._pending
             tickets = [*self._flushing, *self._pending]
         self._wake.set()  # no reason to wait for the window

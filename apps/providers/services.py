@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from apps.notifications.models import Notification, NotificationEvent, Status
 from notifier import metrics
-from notifier.addresses import canonical_address
+from notifier.addresses import canonical_address, destination
 
 from .models import Suppression, SuppressionReason
 
@@ -141,7 +141,7 @@ def sms_status_callback_apply(*, sid: str, message_status: str, error_code: str 
         webhook_events_emit(event=f"notification.{new}", notification_ids=[notification.pk], now=now)
         reason = (SuppressionReason.INVALID_NUMBER if error_code in TWILIO_INVALID_NUMBER else
                   SuppressionReason.CARRIER_OPT_OUT if error_code in TWILIO_OPTED_OUT else "")
-        address = notification.to or (notification.recipient.phone if notification.recipient else "")
+        address = destination("sms", notification.to, notification.recipient)
         if new == Status.FAILED and reason and address:
             suppressions_record(items=[SuppressionInput(channel="sms", address=address, reason=reason,
                                                         detail=error, notification_id=notification.id)])
@@ -155,10 +155,8 @@ def unsubscribe_apply(*, notification_id: str) -> Suppression | None:
     notification = Notification.objects.select_related("recipient").filter(pk=notification_id).first()
     if notification is None:
         return None
-    address = notification.to
-    if not address and notification.recipient is not None:
-        address = {"email": notification.recipient.email, "sms": notification.recipient.phone}.get(
-            notification.channel, "")
+    address = notification.to or (destination(notification.channel, "", notification.recipient)
+                                  if notification.channel in ("email", "sms") else "")
     if not address:
         return None
     suppressions_record(items=[SuppressionInput(
