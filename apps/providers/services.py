@@ -8,8 +8,8 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from apps.notifications.models import Notification, NotificationEvent, Status
-from notifier import metrics
+from apps.notifications import lifecycle
+from apps.notifications.models import Notification, Status
 from notifier.addresses import canonical_address, destination
 
 from .models import Suppression, SuppressionReason
@@ -124,18 +124,12 @@ def sms_status_callback_apply(*, sid: str, message_status: str, error_code: str 
             return "ignored"
         error = f"Twilio {status}" + (f" {error_code}" if error_code else "") + (
             f": {error_message}" if error_message else "")
-        fields = {"status": new, "updated_at": now}
         if new == Status.DELIVERED:
-            fields["delivered_at"] = now
-            detail = f"twilio: {status}"
+            fields, detail = {"delivered_at": now}, f"twilio: {status}"
         else:
-            fields["last_error"] = error
-            detail = error
-        Notification.objects.filter(pk=notification.pk, status=Status.SENT).update(**fields)
-        NotificationEvent.objects.create(notification=notification, status=new, at=now, detail=detail,
-                                         provider=notification.provider)
-        entered = [(notification.channel, notification.category, notification.priority, new)]
-        transaction.on_commit(lambda: metrics.notifications_entered(entered))
+            fields, detail = {"last_error": error}, error
+        lifecycle.transition(Notification.objects.filter(pk=notification.pk), allowed=[Status.SENT], to=new,
+                             detail=detail, now=now, fields=fields, event_provider=True)
         from apps.webhooks.services import webhook_events_emit
 
         webhook_events_emit(event=f"notification.{new}", notification_ids=[notification.pk], now=now)

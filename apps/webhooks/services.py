@@ -17,8 +17,8 @@ from django.db.models import F
 from django.utils import timezone
 from rest_framework.fields import DateTimeField
 
-from apps.notifications.models import Channel, Notification, NotificationEvent, Status
-from apps.notifications.services import enqueue_after_commit
+from apps.notifications import lifecycle, outbox
+from apps.notifications.models import Channel, Notification, Status
 from notifier.channels.webhook import secret_generate
 
 from . import selectors
@@ -107,25 +107,23 @@ def webhook_deliveries_create(events: Iterable[tuple[str, dict, str, int]], *, n
     policy (preferences and quiet hours are about people, not endpoints).
     """
     now = now or timezone.now()
-    rows, first_events = [], []
+    rows, details = [], []
     for endpoint_id, payload, event, project_id in events:
         row = Notification(
             channel=Channel.WEBHOOK, to=endpoint_id, category="transactional", project_id=project_id,
-            priority=settings.NOTIFIER_WEBHOOK_PRIORITY, status=Status.QUEUED, queued_at=now,
+            priority=settings.NOTIFIER_WEBHOOK_PRIORITY,
             content={"body": json.dumps(payload, separators=(",", ":"), sort_keys=True),
                      "data": {"event": event, "notification_id": payload["data"]["id"]}},
             metadata={"event": event, "notification_id": payload["data"]["id"]},
             created_at=now, updated_at=now,
         )
         rows.append(row)
-        first_events.append(NotificationEvent(notification=row, status=Status.QUEUED, at=now, detail=event))
+        details.append(event)
     if not rows:
         return []
     with transaction.atomic():
-        Notification.objects.bulk_create(rows)
-        NotificationEvent.objects.bulk_create(first_events)
-        items = [(n.id, n.priority) for n in rows]
-        transaction.on_commit(lambda: enqueue_after_commit(items))
+        lifecycle.admit(rows, details, now=now)
+        outbox.publish_on_commit([(n.id, n.priority) for n in rows])
     return rows
 
 

@@ -6,23 +6,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-
-def _as_lists(detail):
-    if isinstance(detail, dict):
-        return {key: _as_lists(value) if isinstance(value, dict) else _flatten(value) for key, value in detail.items()}
-    return {"non_field_errors": _flatten(detail)}
-
-
-def _flatten(value):
-    if isinstance(value, list):
-        out = []
-        for item in value:
-            if isinstance(item, (dict, list)):
-                out.append(item)
-            else:
-                out.append(str(item))
-        return out
-    return [str(value)]
+from ..intake.validation import error_lists
 
 
 def exception_handler(exc, context):
@@ -35,7 +19,7 @@ def exception_handler(exc, context):
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        response.data = {"errors": _as_lists(exc.detail)}
+        response.data = {"errors": error_lists(exc.detail)}
     else:
         detail = getattr(exc, "detail", None) or response.data
         message = str(detail.get("detail", detail)) if isinstance(detail, dict) else str(detail)
