@@ -27,7 +27,8 @@ from .models import WebhookEndpoint
 _datetime = DateTimeField()
 
 
-def _iso(value):
+def api_time(value):
+    """A time as the API writes it (DRF's ISO 8601), or None."""
     return _datetime.to_representation(value) if value else None
 
 
@@ -90,13 +91,13 @@ def event_payload(event: str, notification: Notification, *, at, **overrides: An
         "provider": notification.provider,
         "provider_message_id": notification.provider_message_id,
         "last_error": notification.last_error,
-        "created_at": _iso(notification.created_at),
-        "sent_at": _iso(notification.sent_at),
-        "delivered_at": _iso(notification.delivered_at),
+        "created_at": api_time(notification.created_at),
+        "sent_at": api_time(notification.sent_at),
+        "delivered_at": api_time(notification.delivered_at),
         "metadata": notification.metadata or {},
     }
     data.update(overrides)
-    return {"type": event, "timestamp": _iso(at), "data": data}
+    return {"type": event, "timestamp": api_time(at), "data": data}
 
 
 def webhook_deliveries_create(events: Iterable[tuple[str, dict, str, int]], *, now=None) -> list[Notification]:
