@@ -1,6 +1,6 @@
 """The transactional outbox of the result hooks (``policy.RESULT_HOOKS``: apps.inbox, apps.webhooks).
 
-``delivery.record_results`` writes a batch of results and, in the same transaction, one
+``delivery.results.record_results`` writes a batch of results and, in the same transaction, one
 ``ResultHookOutbox`` row per hook that has work in them (``write``; none when no hook is interested).
 After the commit the same process runs those rows (``run``), each in a transaction of its own that takes
 the row (``FOR UPDATE SKIP LOCKED``), runs the hook and deletes the row: the hook's writes and the row's

@@ -3,7 +3,7 @@
 ``prepare`` runs as the results are recorded: it keeps, for the outbox row, the results some endpoint
 listens to (the notification id, its event and the values the result set) and the webhook deliveries'
 outcomes per endpoint; with no endpoint subscribed and no webhook result there is no row. ``run`` does
-the work after the results' commit (``apps/notifications/outbox.py``).
+the work after the results' commit (``apps/notifications/resulthooks.py``).
 """
 from __future__ import annotations
 
