@@ -56,7 +56,7 @@ def worker_exit(server, worker):
     """A web process is leaving (restart, shutdown): finish the group committer's requests and publish
     what they left to publish, rather than leave those rows to the sweep."""
     try:
-        from apps.notifications.groupcommit import group_committer_stop
+        from apps.notifications.intake.groupcommit import group_committer_stop
 
         group_committer_stop()
     except Exception:  # noqa: BLE001 - never block the exit; the sweep republishes what is left

@@ -11,8 +11,9 @@ from django.core.wsgi import get_wsgi_application
 from django.db import connections
 
 from apps.apikeys.services import api_key_check, api_key_create
-from apps.notifications import groupcommit, services
+from apps.notifications import outbox, store
 from apps.notifications.api.express import ExpressCreate
+from apps.notifications.intake import groupcommit
 from apps.notifications.models import Notification, NotificationEvent
 from apps.recipients.models import Recipient
 from apps.recipients.services import preferences_update
@@ -68,7 +69,7 @@ class Served:
 def published(monkeypatch):
     """What the committer publishes (recorded instead of sent)."""
     calls: list = []
-    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, **options: calls.extend(items))
+    monkeypatch.setattr(outbox, "publish", lambda items, **options: calls.extend(items))
     return calls
 
 
@@ -226,13 +227,13 @@ def test_concurrent_requests_are_created_together_and_each_gets_its_own_row(key,
 
 
 def test_a_failed_commit_answers_500_and_the_committer_carries_on(key, published, monkeypatch):
-    real = services.notifications_insert
-    monkeypatch.setattr(services, "notifications_insert", lambda **kw: (_ for _ in ()).throw(RuntimeError("db down")))
+    real = store.insert_notifications
+    monkeypatch.setattr(store, "insert_notifications", lambda **kw: (_ for _ in ()).throw(RuntimeError("db down")))
     served = Served()
     status, headers, body = served.post("/api/v1/notifications/email/", EMAIL, key.raw)
     assert status == 500 and json.loads(body)["errors"]["detail"] == ["Internal server error."]
     assert headers["x-request-id"]
-    monkeypatch.setattr(services, "notifications_insert", real)
+    monkeypatch.setattr(store, "insert_notifications", real)
     assert served.post("/api/v1/notifications/email/", EMAIL, key.raw)[0] == 202
     assert served.django_paths == []
 

@@ -19,7 +19,8 @@ AUTH = ("guest", "guest")
 CREATE = """
 import django
 django.setup()
-from apps.notifications.services import NotificationSpec, notifications_create
+from apps.notifications.intake.create import notifications_create
+from apps.notifications.specs import NotificationSpec
 [n] = notifications_create(specs=[NotificationSpec(channel="email", category="otp", priority="high",
                                                    content={"subject": "Code", "body": "123456"}, to="q@example.com")])
 print(n.id)

@@ -34,7 +34,7 @@ from django.http.request import split_domain_port, validate_host
 from notifier import metrics
 from notifier.context import clean_request_id, new_request_id
 
-from ..groupcommit import ExpressTicket, group_committer
+from ..intake.groupcommit import ExpressTicket, group_committer
 from ..models import API_CHANNELS
 
 logger = logging.getLogger(__name__)
@@ -182,9 +182,9 @@ class ExpressCreate:
         return allowed
 
     def _accepted(self, notification, security: list, request_id: str, started: float) -> tuple[int, list, bytes]:
-        from .views import _location, accepted_body
+        from .views import accepted_body, notification_location
 
-        location = (b"location", _location(notification).encode("latin1"))
+        location = (b"location", notification_location(notification).encode("latin1"))
         return self._answer(202, accepted_body(notification), [*self.base_headers, location], security,
                             request_id, started)
 

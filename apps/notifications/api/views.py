@@ -13,12 +13,13 @@ from apps.idempotency.services import HEADER as IDEMPOTENCY_HEADER
 from apps.idempotency.services import idempotent
 from apps.ops.dbrouter import reads_from_replica
 
-from ..batch import batch_max, notifications_create_batch, validate_notification
+from ..commands import Conflict, NotFound, notification_cancel, notification_reschedule, notifications_cancel_group
+from ..intake.batch import batch_max, notifications_create_batch
+from ..intake.groupcommit import notification_create_single
+from ..intake.items import validate_notification
+from ..intake.validation import AwareDateTimeField, NotificationInputSerializer
 from ..models import API_CHANNELS, Channel, Status
-from ..scheduling import Conflict, NotFound, notification_cancel, notification_reschedule, notifications_cancel_group
 from ..selectors import notification_get, notification_list, parse_uuid
-from ..services import notification_create_single
-from ..validation import AwareDateTimeField, NotificationInputSerializer
 from .serializers import NotificationAcceptedSerializer, NotificationDetailSerializer, NotificationListItemSerializer
 
 
@@ -29,7 +30,7 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
 )
 
 
-def _location(notification) -> str:
+def notification_location(notification) -> str:
     return f"/api/v1/notifications/{notification.id}/"
 
 
@@ -116,7 +117,7 @@ class NotificationResourceView(APIView):
         spec = validate_notification(channel=channel, data=request.data, project_id=request.auth.project_id)
         notification = notification_create_single(spec=spec, api_key=request.auth)
         body = accepted_body(notification)
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": _location(notification)})
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": notification_location(notification)})
 
     @extend_schema(
         operation_id="notifications_retrieve",
