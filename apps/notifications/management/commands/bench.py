@@ -81,7 +81,7 @@ class Command(BaseCommand):
             batch_size=opts["batch_size"], channel=opts["channel"], rate=opts["rate"], high_rate=opts["high_rate"],
             tag=tag, limit=opts["limit"], client=opts["client"],
         )
-        if settings.DEBUG and getattr(settings, "DEBUG_SQL", False):
+        if settings.DEBUG and settings.DEBUG_SQL:
             self.stderr.write("warning: DEBUG_SQL is on; if the stack runs with it too, Django records every query. "
                               "Unset it for figures.")
         sampler = bench.ProcSampler(root=settings.BASE_DIR, database=settings.DATABASES["default"]["NAME"])
