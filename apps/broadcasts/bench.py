@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from notifier import bench
+from notifier.bench_clients import RawConnection
 
 PROJECT = "bench-broadcast"
 NOTIFICATIONS = "notifications_notification"
@@ -69,7 +70,7 @@ async def _singles(url: str, raw_key: str, rate: float, stop: threading.Event, l
     pace = {"next": time.monotonic()}
 
     async def client(index: int):
-        conn = bench._Connection(url, raw_key)
+        conn = RawConnection(url, raw_key)
         n = 0
         try:
             while not stop.is_set():

@@ -57,3 +57,8 @@ class Broadcast(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.topic_key} ({self.status})"
+
+    @property
+    def status_url(self) -> str:
+        """Where the API shows it, with its counts."""
+        return f"/api/v1/broadcasts/{self.id}/"

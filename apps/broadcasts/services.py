@@ -4,9 +4,10 @@ Accepting stores one ``Broadcast`` row and publishes one ``notifier.broadcast_ex
 commit, so the API answers at once whatever the topic's size. The expander then takes the topic's
 subscribers a page (``NOTIFIER_BROADCAST_PAGE``) at a time, in recipient id order
 (``apps.topics.selectors.topic_subscriber_page``: those who muted the topic on the channel are left out),
-and hands each page to the batch path (``notifications_create``: the acceptance policy, i.e. the
-suppression list, preferences, quiet hours and frequency caps; two COPYs; one delivery message per chunk
-after the commit). The page's notifications and the broadcast's cursor commit together, under the
+and hands each page to the batch path (``intake.create.notifications_create``: the acceptance policy, i.e.
+the suppression list, preferences, quiet hours and frequency caps; two COPYs; one delivery message per chunk
+after the commit). Notification statuses change only there and through ``commands`` (the cancel), i.e.
+through ``apps.notifications.lifecycle``. The page's notifications and the broadcast's cursor commit together, under the
 broadcast's row lock: a page is created once, whoever crashes when, and a cancel waits for the page in
 progress and then stops the next one.
 
@@ -29,10 +30,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework import serializers
 
-from apps.notifications import backlog
+from apps.notifications.commands import Conflict, NotFound, notifications_cancel_group
+from apps.notifications.intake import backpressure
+from apps.notifications.intake.create import notifications_create
 from apps.notifications.models import Channel
-from apps.notifications.scheduling import Conflict, NotFound, notifications_cancel_group
-from apps.notifications.services import NotificationSpec, notifications_create
+from apps.notifications.specs import NotificationSpec
 
 from .models import Broadcast, BroadcastStatus
 from .selectors import owned_broadcasts
@@ -44,11 +46,11 @@ EXPANDER_LOCK = 0x62637374
 
 
 def _page_size() -> int:
-    return max(1, getattr(settings, "NOTIFIER_BROADCAST_PAGE", 5000))
+    return max(1, settings.NOTIFIER_BROADCAST_PAGE)
 
 
 def _slice_seconds() -> float:
-    return getattr(settings, "NOTIFIER_BROADCAST_SLICE", 10.0)
+    return settings.NOTIFIER_BROADCAST_SLICE
 
 
 # --- accepting -----------------------------------------------------------------------------------------
@@ -72,6 +74,12 @@ def broadcast_create(*, spec: NotificationSpec, template_context: Any, api_key) 
     if not scheduled:
         transaction.on_commit(lambda: start_expander(broadcast.id))
     return broadcast
+
+
+def broadcast_accept(*, spec: NotificationSpec, data: Any, api_key) -> Broadcast:
+    """``broadcast_create`` for a request (``data``: its JSON, whose template ``context`` is kept)."""
+    context = data.get("context") if isinstance(data, dict) else None
+    return broadcast_create(spec=spec, template_context=context, api_key=api_key)
 
 
 def start_expander(broadcast_id=None) -> None:
@@ -156,7 +164,7 @@ def _expand(broadcast_id, deadline: float) -> tuple[int, int, bool]:
         priority = Broadcast.objects.filter(pk=broadcast_id).values_list("priority", flat=True).first()
         if priority is None:
             return pages, created, False
-        backlog.wait_for_room([priority])  # the batch path's backpressure: feed the queue as workers drain it
+        backpressure.wait_for_room([priority])  # the batch path's backpressure: feed the queue as workers drain it
         made, more = expand_page(broadcast_id, renders=renders)
         if made is None:
             return pages, created, False
@@ -259,8 +267,9 @@ def broadcasts_due() -> dict[str, int]:
     """Beat: start the scheduled broadcasts whose time has come; start the expander if broadcasts are
     expanding and none runs (its message was lost, or its worker died)."""
     now = timezone.now()
-    started = Broadcast.objects.filter(status=BroadcastStatus.SCHEDULED, scheduled_for__lte=now).update(
-        status=BroadcastStatus.EXPANDING, started_at=now, updated_at=now)
+    # A broadcast's own status (notifications change theirs only through apps.notifications.lifecycle).
+    start = {"status": BroadcastStatus.EXPANDING, "started_at": now, "updated_at": now}
+    started = Broadcast.objects.filter(status=BroadcastStatus.SCHEDULED, scheduled_for__lte=now).update(**start)
     waiting = Broadcast.objects.filter(status=BroadcastStatus.EXPANDING).exists()
     kicked = waiting and not expander_running()
     if kicked:
@@ -311,7 +320,7 @@ def broadcast_counts(broadcast: Broadcast) -> dict[str, int]:
     (a million rows take a while) and kept on the row."""
     from .selectors import notification_counts
 
-    ttl = getattr(settings, "NOTIFIER_BROADCAST_COUNTS_TTL", 2.0)
+    ttl = settings.NOTIFIER_BROADCAST_COUNTS_TTL
     now = timezone.now()
     if broadcast.counts_at is not None and (now - broadcast.counts_at).total_seconds() < ttl:
         return broadcast.counts

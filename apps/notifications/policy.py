@@ -25,7 +25,7 @@ provider call of a slow chunk) and returns what the hook will need, as JSON
 on the hot path, so it reads no more than it must (cached tables, at most one
 query when someone is interested) and writes nothing. The results and one
 outbox row per hook that returned something commit together
-(``apps/notifications/outbox.py``); then ``run(data)`` does the work in a
+(``apps/notifications/resulthooks.py``); then ``run(data)`` does the work in a
 transaction of its own, after the commit, and may register
 ``transaction.on_commit`` callbacks (publishing). A hook that raises is retried
 from its outbox row and never rolls back the results. ``run`` runs once per row

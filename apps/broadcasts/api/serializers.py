@@ -7,36 +7,18 @@ from apps.notifications.models import Status
 from ..models import Broadcast
 
 
-def status_url(broadcast) -> str:
-    return f"/api/v1/broadcasts/{broadcast.id}/"
-
-
 class BroadcastAcceptedSerializer(serializers.Serializer):
     """The 202 of a broadcast request (``POST /api/v1/notifications/{channel}/`` with ``topic``)."""
 
     broadcast_id = serializers.UUIDField(source="id")
     status = serializers.CharField()
-    status_url = serializers.SerializerMethodField()
+    status_url = serializers.CharField()
     channel = serializers.CharField()
     topic = serializers.CharField(source="topic_key")
     priority = serializers.CharField()
     category = serializers.CharField()
     created_at = serializers.DateTimeField()
     scheduled_for = serializers.DateTimeField(allow_null=True)
-
-    def get_status_url(self, broadcast) -> str:
-        return status_url(broadcast)
-
-
-class BroadcastBatchResultSerializer(serializers.Serializer):
-    """A batch item that named a topic."""
-
-    broadcast_id = serializers.UUIDField(source="id")
-    status = serializers.CharField()
-    status_url = serializers.SerializerMethodField()
-
-    def get_status_url(self, broadcast) -> str:
-        return status_url(broadcast)
 
 
 class BroadcastCountsSerializer(serializers.Serializer):

@@ -1,42 +1,30 @@
 """/api/v1/broadcasts/: a broadcast's status and counts, its cancel and reschedule. Broadcasts are made by
-``POST /api/v1/notifications/{channel}/`` (or a batch item) with ``topic``: ``broadcast_accepted`` below
+``POST /api/v1/notifications/{channel}/`` (or a batch item) with ``topic``: ``accepted.broadcast_accepted``
 answers those. A key sees only its project's broadcasts, of the channels it may use (another: 404)."""
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.notifications.api.errors import not_found_response
-from apps.notifications.api.views import IdCursorPagination, NotificationResourceView, StatusConflict, key_owner
-from apps.notifications.scheduling import Conflict, NotFound
+from apps.api.errors import not_found_response
+from apps.api.ownership import key_owner
+from apps.api.pagination import IdCursorPagination
+from apps.notifications.api.views import NotificationResourceView, StatusConflict
+from apps.notifications.commands import Conflict, NotFound
 from apps.notifications.selectors import parse_uuid
 
 from ..models import Broadcast
 from ..selectors import broadcast_get, owned_broadcasts
-from ..services import broadcast_cancel, broadcast_counts, broadcast_create, broadcast_reschedule
+from ..services import broadcast_cancel, broadcast_counts, broadcast_reschedule
 from .serializers import (
     BroadcastAcceptedSerializer,
-    BroadcastBatchResultSerializer,
     BroadcastCancelledSerializer,
     BroadcastDetailSerializer,
-    status_url,
 )
 
 ID_PARAMETER = OpenApiParameter("key", str, OpenApiParameter.PATH, description="The broadcast id.")
-
-
-def broadcast_accepted(*, spec, data, api_key, batch: bool = False) -> Response | dict:
-    """Create the broadcast of a validated request that named a topic: the single endpoint's 202 (or, for
-    a batch item, its result)."""
-    context = data.get("context") if isinstance(data, dict) else None
-    broadcast = broadcast_create(spec=spec, template_context=context, api_key=api_key)
-    if batch:
-        return BroadcastBatchResultSerializer(broadcast).data
-    return Response(BroadcastAcceptedSerializer(broadcast).data, status=status.HTTP_202_ACCEPTED,
-                    headers={"Location": status_url(broadcast)})
 
 
 def _detail(broadcast: Broadcast, **context) -> dict:
