@@ -268,8 +268,8 @@ def broadcasts_due() -> dict[str, int]:
     expanding and none runs (its message was lost, or its worker died)."""
     now = timezone.now()
     # A broadcast's own status (notifications change theirs only through apps.notifications.lifecycle).
-    start = {"status": BroadcastStatus.EXPANDING, "started_at": now, "updated_at": now}
-    started = Broadcast.objects.filter(status=BroadcastStatus.SCHEDULED, scheduled_for__lte=now).update(**start)
+    started = Broadcast.objects.filter(status=BroadcastStatus.SCHEDULED, scheduled_for__lte=now).update(
+        status=BroadcastStatus.EXPANDING, started_at=now, updated_at=now)
     waiting = Broadcast.objects.filter(status=BroadcastStatus.EXPANDING).exists()
     kicked = waiting and not expander_running()
     if kicked:

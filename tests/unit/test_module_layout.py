@@ -197,6 +197,8 @@ STATUS_WRITES = re.compile(
 )
 # lifecycle owns the transitions and counts; store (with bulk, its COPY layer) holds the hot paths'
 # statements whose counts lifecycle makes; metrics defines the counter.
+# Models with a status of their own (not a notification's): their rows may change it where they live.
+OWN_STATUS = re.compile(r"\bBroadcast\.objects\.")
 STATUS_WRITERS = {"apps/notifications/lifecycle.py", "apps/notifications/store.py", "apps/notifications/bulk.py",
                   "notifier/metrics.py"}
 
@@ -210,7 +212,7 @@ def test_every_status_change_goes_through_lifecycle():
         if relative in STATUS_WRITERS or "/devtools/" in relative:
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
-            if STATUS_WRITES.search(line):
+            if STATUS_WRITES.search(line) and not OWN_STATUS.search(line):
                 found.append(f"{relative}:{number}: {line.strip()}")
     assert found == []
 
@@ -221,3 +223,5 @@ def test_the_status_guard_sees_a_writer():
     assert STATUS_WRITES.search("NotificationEvent.objects.bulk_create(events)")
     assert not STATUS_WRITES.search("class NotificationEvent(models.Model):")
     assert not STATUS_WRITES.search("Notification.objects.filter(status=Status.FAILED)")
+    assert OWN_STATUS.search('Broadcast.objects.filter(pk=1).update(status="done")')
+    assert not OWN_STATUS.search('Notification.objects.filter(broadcast_id=1).update(status="cancelled")')
