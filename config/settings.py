@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "apps.inbox",
     "apps.webhooks",
     "apps.topics",
+    "apps.workflows",
 ]
 
 MIDDLEWARE = [

@@ -686,6 +686,9 @@ def dispatch_due(*, limit: int = 5000, max_rounds: int = 20) -> int:
     """
     expire_overdue(limit=limit)
     recover_unconfirmed_publishes()
+    from apps.workflows.hooks import workflows_release_due  # workflows: digests and fallback steps
+
+    workflows_release_due()
     total = 0
     for _ in range(max_rounds):
         now = timezone.now()

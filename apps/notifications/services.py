@@ -43,6 +43,9 @@ class NotificationSpec:
     group_key: str = ""
     # The owner (the API key's project, set by validation); None: the ``default`` project.
     project_id: int | None = None
+    # Workflows (apps.workflows): {"key", "window_seconds", "template"} and [{"channel", "after_seconds", "unless"}]
+    digest: dict[str, Any] | None = None
+    fallback: list[dict[str, Any]] | None = None
     # Set by policy (preferences, quiet hours) before insert:
     status: str = ""
     status_detail: str = ""
@@ -53,6 +56,8 @@ def _initial_state(spec: NotificationSpec, now: datetime) -> tuple[str, datetime
     """Status, next_attempt_at and event detail for a new notification."""
     if spec.status == Status.SUPPRESSED:
         return Status.SUPPRESSED, None, spec.status_detail
+    if spec.digest is not None:  # workflows: held until apps.workflows releases its digest (no time of its own)
+        return Status.SCHEDULED, None, f"held for digest {spec.digest['key']!r}"
     release = spec.scheduled_for if spec.scheduled_for and spec.scheduled_for > now else None
     if spec.hold_until and (release is None or spec.hold_until > release):
         return Status.SCHEDULED, spec.hold_until, spec.status_detail or f"held until {spec.hold_until.isoformat()}"
@@ -157,9 +162,16 @@ def notifications_insert(*, specs: list[NotificationSpec], api_key_ids: list[Any
     # A batch goes by two COPYs in a transaction. A few rows and their events go in ONE statement,
     # atomic by itself: outside a transaction it commits at once (no BEGIN/COMMIT round trips) and
     # the caller's on_commit() callbacks then run right away, as after the commit of a transaction.
-    one_statement = len(rows) <= bulk.SMALL_BATCH and not transaction.get_connection().in_atomic_block
+    workflows = any(spec.digest is not None or spec.fallback for spec in specs)  # workflows (apps.workflows)
+    one_statement = len(rows) <= bulk.SMALL_BATCH and not transaction.get_connection().in_atomic_block \
+        and not workflows
     with nullcontext() if one_statement else transaction.atomic():
         bulk.insert_notification_rows(rows, event_rows, pending=pending_key)
+        if workflows:  # workflows: digest members and fallback steps, committed with their notifications
+            from apps.workflows.hooks import workflows_hold
+
+            workflows_hold(specs=specs, ids=[event[0] for event in event_rows],
+                           statuses=[event[1] for event in event_rows], api_key_ids=api_key_ids, now=now)
     if pending_key is not None:
         pending.append(pending_key)
     return notifications

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from apps.workflows.validation import digest_field, fallback_field, workflow_specs  # workflows (apps.workflows)
 from notifier.sms import sms_info
 
 from .categories import category_get
@@ -124,6 +125,8 @@ class NotificationInputSerializer(serializers.Serializer):
     ttl_seconds = serializers.IntegerField(required=False, min_value=1, max_value=30 * 86400)
     metadata = JSONObjectField(required=False)
     group_key = _text(255)
+    digest = digest_field()  # workflows (apps.workflows): digests
+    fallback = fallback_field()  # workflows (apps.workflows): channel fallback
 
     REQUIRED_CONTENT = {
         Channel.EMAIL: ("subject", "body"),
@@ -247,6 +250,9 @@ class NotificationInputSerializer(serializers.Serializer):
         scheduled_for = attrs.get("scheduled_for")
         if scheduled_for and expires_at and expires_at <= scheduled_for:
             errors["expires_at"] = ["Must be after scheduled_for."]
+        # --- workflows (apps.workflows): digest and fallback specs, their errors under "digest"/"fallback"
+        digest, fallback = workflow_specs(attrs, channel=channel, category=category and category.slug,
+                                          recipient=recipient, to=to, tokens=tokens, errors=errors)
 
         if errors:
             raise serializers.ValidationError(errors)
@@ -254,7 +260,7 @@ class NotificationInputSerializer(serializers.Serializer):
             channel=channel, category=category.slug, priority=priority, content=content, recipient=recipient,
             to=to, template=template, locale=attrs.get("locale", ""), scheduled_for=scheduled_for,
             expires_at=expires_at, metadata=attrs.get("metadata") or {}, group_key=attrs.get("group_key", ""),
-            project_id=context.get("project_id"),
+            project_id=context.get("project_id"), digest=digest, fallback=fallback,
         )
         return NotificationSpec(**spec_kwargs)
 
