@@ -6,13 +6,11 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.test import TestCase
 from django.utils import timezone
 from rest_framework import status
-from rest_framework.test import APIClient
 
-from apps.apikeys.services import api_key_create
 from apps.notifications import delivery
 from apps.notifications.models import Category, Notification, NotificationEvent, Status
 from apps.recipients.models import Recipient
@@ -21,6 +19,8 @@ from apps.workflows import digests
 from apps.workflows.hooks import workflows_release_due
 from apps.workflows.models import CategoryDigest, DigestGroup, DigestMember, DigestState
 from apps.workflows.validation import clear_cache
+
+from tests.app.workflow_helpers import locked_by_another_dispatcher, post, project_client
 
 pytestmark = pytest.mark.django_db
 
@@ -39,14 +39,10 @@ def alice(db):
     return Recipient.objects.create(external_id="alice", email="alice@example.com")
 
 
-def _post(api, channel="in_app", expect=status.HTTP_202_ACCEPTED, **body):
-    response = api.post(f"/api/v1/notifications/{channel}/", body, format="json")
-    assert response.status_code == expect, response.content
-    return response.json()
 
 
 def _comment(api, n, recipient="alice", digest=DIGEST, **extra):
-    return _post(api, recipient=recipient, title=f"Comment {n}", body=f"text {n}", digest=digest, **extra)["id"]
+    return post(api, recipient=recipient, title=f"Comment {n}", body=f"text {n}", digest=digest, **extra)["id"]
 
 
 def _release(seconds_later=5):
@@ -74,22 +70,22 @@ def _digest_messages():
     ({"key": "c", "window_seconds": 60, "template": "nope"}, "template", "Unknown template 'nope'"),
 ])
 def test_an_invalid_digest_is_a_400_naming_its_field(api, alice, digest, field, message):
-    errors = _post(api, recipient="alice", title="t", body="b", digest=digest, expect=400)["errors"]
+    errors = post(api, recipient="alice", title="t", body="b", digest=digest, expect=400)["errors"]
     assert list(errors) == ["digest"]
     assert message in " ".join(errors["digest"][field])
     assert not Notification.objects.exists()
 
 
 def test_a_digest_is_a_json_object(api, alice):
-    errors = _post(api, recipient="alice", title="t", body="b", digest="comments", expect=400)["errors"]
+    errors = post(api, recipient="alice", title="t", body="b", digest="comments", expect=400)["errors"]
     assert errors["digest"] == {"non_field_errors": ["Invalid data. Expected a dictionary, but got str."]}
 
 
 def test_a_digest_cannot_be_scheduled_or_go_to_device_tokens(api, alice):
     later = (timezone.now() + timedelta(hours=1)).isoformat()
-    errors = _post(api, recipient="alice", title="t", body="b", digest=DIGEST, scheduled_for=later, expect=400)
+    errors = post(api, recipient="alice", title="t", body="b", digest=DIGEST, scheduled_for=later, expect=400)
     assert errors["errors"] == {"digest": ["A digest cannot be combined with scheduled_for."]}
-    errors = _post(api, "push", device_tokens=["tok-1"], title="t", body="b", digest=DIGEST, expect=400)
+    errors = post(api, "push", device_tokens=["tok-1"], title="t", body="b", digest=DIGEST, expect=400)
     assert errors["errors"] == {"digest": ["A digest needs a 'recipient' or 'to', not device tokens."]}
 
 
@@ -131,8 +127,8 @@ def test_other_keys_channels_and_recipients_get_their_own_digests(api, alice):
     _comment(api, 1)
     _comment(api, 2, digest={"key": "likes", "window_seconds": 2})
     _comment(api, 3, recipient="bob")
-    _post(api, "email", to="carol@example.com", subject="s", body="b", digest=DIGEST)
-    _post(api, "email", recipient="alice", subject="s", body="b", digest=DIGEST)
+    post(api, "email", to="carol@example.com", subject="s", body="b", digest=DIGEST)
+    post(api, "email", recipient="alice", subject="s", body="b", digest=DIGEST)
     assert DigestGroup.objects.count() == 5
 
 
@@ -140,7 +136,7 @@ def test_a_suppressed_notification_is_not_held(api, alice):
     from apps.providers.models import Suppression
 
     Suppression.objects.create(channel="email", address="gone@example.com", reason="hard_bounce")
-    accepted = _post(api, "email", to="gone@example.com", subject="s", body="b", digest=DIGEST)
+    accepted = post(api, "email", to="gone@example.com", subject="s", body="b", digest=DIGEST)
     assert accepted["status"] == "suppressed"
     assert not DigestMember.objects.exists()
 
@@ -148,9 +144,9 @@ def test_a_suppressed_notification_is_not_held(api, alice):
 def test_a_category_digest_holds_its_notifications_unless_the_request_says_null(api, alice):
     category = Category.objects.create(slug="comment")
     CategoryDigest.objects.create(category=category, key="comments", window_seconds=600)
-    held = _post(api, recipient="alice", title="t", body="b", category="comment")
-    alone = _post(api, recipient="alice", title="t", body="b", category="comment", digest=None)
-    other = _post(api, recipient="alice", title="t", body="b")
+    held = post(api, recipient="alice", title="t", body="b", category="comment")
+    alone = post(api, recipient="alice", title="t", body="b", category="comment", digest=None)
+    other = post(api, recipient="alice", title="t", body="b")
     assert (held["status"], alone["status"], other["status"]) == ("scheduled", "queued", "queued")
     assert DigestGroup.objects.get().window_seconds == 600
 
@@ -189,8 +185,8 @@ def test_at_the_window_end_one_digest_message_carries_every_item_rendered_from_i
 
 
 def test_the_built_in_summary_when_no_template_is_named(api, alice):
-    _post(api, "email", recipient="alice", subject="New comment", body="Nice!", digest=DIGEST)
-    _post(api, "email", recipient="alice", subject="New like", body="from Bob", digest=DIGEST)
+    post(api, "email", recipient="alice", subject="New comment", body="Nice!", digest=DIGEST)
+    post(api, "email", recipient="alice", subject="New like", body="from Bob", digest=DIGEST)
     _release()
     [message] = _digest_messages()
     assert message.content == {"subject": "2 new notifications", "body": "- New comment: Nice!\n- New like: from Bob"}
@@ -218,7 +214,7 @@ def test_members_take_the_digest_messages_final_status_with_a_pointer_to_it(api,
 def test_a_suppressed_digest_message_suppresses_its_members(api, alice):
     from apps.providers.models import Suppression
 
-    member = _post(api, "email", to="soon-gone@example.com", subject="s", body="b", digest=DIGEST)["id"]
+    member = post(api, "email", to="soon-gone@example.com", subject="s", body="b", digest=DIGEST)["id"]
     Suppression.objects.create(channel="email", address="soon-gone@example.com", reason="hard_bounce")
     _release()
     [message] = _digest_messages()
@@ -266,16 +262,12 @@ def test_a_released_member_can_no_longer_be_cancelled(api, alice):
 
 # --- owner scoping -------------------------------------------------------------------------------------
 
-def _client(project):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(name=project, project=project).raw}")
-    return client
 
 
 def test_projects_never_share_a_digest_or_see_each_others(db):
-    a, b = _client("project-a"), _client("project-b")
-    mine = _post(a, "email", to="same@example.com", subject="A", body="a", digest=DIGEST)["id"]
-    theirs = _post(b, "email", to="same@example.com", subject="B", body="b", digest=DIGEST)["id"]
+    a, b = project_client("project-a"), project_client("project-b")
+    mine = post(a, "email", to="same@example.com", subject="A", body="a", digest=DIGEST)["id"]
+    theirs = post(b, "email", to="same@example.com", subject="B", body="b", digest=DIGEST)["id"]
     assert DigestGroup.objects.count() == 2
     assert [d["items"] for d in a.get("/api/v1/digests/").json()["results"]] == [[mine]]
     assert a.get(f"/api/v1/notifications/{theirs}/").status_code == 404
@@ -294,23 +286,8 @@ def test_projects_never_share_a_digest_or_see_each_others(db):
 @pytest.mark.django_db(transaction=True)
 def test_a_group_another_dispatcher_holds_is_skipped_and_released_once(api, alice):
     _comment(api, 1)
-    locked, done = threading.Event(), threading.Event()
-
-    def other_dispatcher():
-        with transaction.atomic():
-            DigestGroup.objects.select_for_update().get()
-            locked.set()
-            done.wait(10)
-        connection.close()
-
-    thread = threading.Thread(target=other_dispatcher)
-    thread.start()
-    assert locked.wait(10)
-    try:
+    with locked_by_another_dispatcher(DigestGroup):
         assert digests.release_due(now=timezone.now() + timedelta(seconds=5)) == 0  # skipped, not waited for
-    finally:
-        done.set()
-        thread.join()
     assert digests.release_due(now=timezone.now() + timedelta(seconds=5)) == 1
     assert digests.release_due(now=timezone.now() + timedelta(seconds=5)) == 0
     assert len(_digest_messages()) == 1
@@ -341,3 +318,20 @@ def test_concurrent_creates_join_one_open_group(alice, api_key):
     assert errors == []
     [group] = DigestGroup.objects.all()
     assert group.items == 8 and DigestMember.objects.filter(group=group).count() == 8
+
+
+# --- OpenAPI -------------------------------------------------------------------------------------------
+
+def test_the_schema_documents_the_request_fields_the_workflow_of_a_notification_and_the_digest_list(client):
+    import yaml
+
+    schema = yaml.safe_load(client.get("/api/schema/").content)
+    components = schema["components"]["schemas"]
+    request = components["NotificationInput"]["properties"]
+    assert "digest" in request
+    assert set(components["DigestInput"]["properties"]) == {"key", "window_seconds", "template"}
+    assert request["fallback"]["type"] == "array"
+    assert "workflow" in components["NotificationDetail"]["properties"]
+    assert "workflow" not in components["NotificationListItem"]["properties"]
+    assert "/api/v1/digests/" in schema["paths"]
+    assert "/api/v1/notifications/{key}/fallback/cancel/" in schema["paths"]

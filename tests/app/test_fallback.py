@@ -2,23 +2,21 @@
 
 Time is moved by handing the release a later ``now``; the real-time run with workers, beat and an SMTP
 server is tests/integration/test_workflows.py."""
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
 from django.test import TestCase
 from django.utils import timezone
 from rest_framework import status
-from rest_framework.test import APIClient
 
-from apps.apikeys.services import api_key_create
 from apps.notifications import delivery
 from apps.notifications.models import Category, Notification, Status
 from apps.recipients.models import Recipient
 from apps.workflows import fallback
 from apps.workflows.hooks import workflows_release_due
 from apps.workflows.models import FallbackState, FallbackStep
+
+from tests.app.workflow_helpers import locked_by_another_dispatcher, post, project_client
 
 pytestmark = pytest.mark.django_db
 
@@ -30,14 +28,10 @@ def alice(db):
     return Recipient.objects.create(external_id="alice", email="alice@example.com", phone="+12025550142")
 
 
-def _post(api, channel="in_app", expect=status.HTTP_202_ACCEPTED, **body):
-    response = api.post(f"/api/v1/notifications/{channel}/", body, format="json")
-    assert response.status_code == expect, response.content
-    return response.json()
 
 
 def _in_app(api, steps=EMAIL_AFTER_2, recipient="alice", **extra):
-    return _post(api, recipient=recipient, title="New message", body="Bob: lunch?", data={"thread": "42"},
+    return post(api, recipient=recipient, title="New message", body="Bob: lunch?", data={"thread": "42"},
                  fallback=steps, **extra)["id"]
 
 
@@ -70,24 +64,24 @@ def _step(source, position=1) -> FallbackStep:
     ([{"channel": "email", "after_seconds": 60, "unless": "clicked"}], [{"unless": ['"clicked" is not a valid choice.']}]),
 ])
 def test_an_invalid_step_is_a_400_under_fallback(api, alice, steps, errors):
-    body = _post(api, recipient="alice", title="t", body="b", fallback=steps, expect=400)
+    body = post(api, recipient="alice", title="t", body="b", fallback=steps, expect=400)
     assert body["errors"] == {"fallback": {str(i): e for i, e in enumerate(errors)}}  # by step index
     assert not Notification.objects.exists()
 
 
 def test_fallback_is_a_list_of_at_most_three_distinct_steps(api, alice):
-    assert _post(api, recipient="alice", title="t", body="b", fallback=[], expect=400)["errors"]["fallback"]
+    assert post(api, recipient="alice", title="t", body="b", fallback=[], expect=400)["errors"]["fallback"]
     four = [{"channel": c, "after_seconds": 60} for c in ("email", "sms", "push", "email")]
-    assert "no more than 3" in str(_post(api, recipient="alice", title="t", body="b", fallback=four, expect=400))
+    assert "no more than 3" in str(post(api, recipient="alice", title="t", body="b", fallback=four, expect=400))
     twice = [{"channel": "email", "after_seconds": 60}, {"channel": "email", "after_seconds": 120}]
-    assert _post(api, recipient="alice", title="t", body="b", fallback=twice, expect=400)["errors"] == {
+    assert post(api, recipient="alice", title="t", body="b", fallback=twice, expect=400)["errors"] == {
         "fallback": ["Step 2: email is already a step."]}
 
 
 def test_only_in_app_notifications_take_a_fallback_and_never_with_a_digest(api, alice):
-    errors = _post(api, "email", recipient="alice", subject="s", body="b", fallback=EMAIL_AFTER_2, expect=400)
+    errors = post(api, "email", recipient="alice", subject="s", body="b", fallback=EMAIL_AFTER_2, expect=400)
     assert errors["errors"] == {"fallback": ["Only in-app notifications take a fallback."]}
-    errors = _post(api, recipient="alice", title="t", body="b", fallback=EMAIL_AFTER_2,
+    errors = post(api, recipient="alice", title="t", body="b", fallback=EMAIL_AFTER_2,
                    digest={"key": "k", "window_seconds": 5}, expect=400)
     assert errors["errors"] == {"fallback": ["A fallback cannot be combined with a digest."]}
 
@@ -95,7 +89,7 @@ def test_only_in_app_notifications_take_a_fallback_and_never_with_a_digest(api, 
 def test_a_step_needs_the_recipients_address_for_its_channel(api):
     Recipient.objects.create(external_id="nobody")
     steps = [{"channel": "email", "after_seconds": 60}, {"channel": "sms", "after_seconds": 120}]
-    errors = _post(api, recipient="nobody", title="t", body="b", fallback=steps, expect=400)["errors"]
+    errors = post(api, recipient="nobody", title="t", body="b", fallback=steps, expect=400)["errors"]
     assert errors == {"fallback": ["Step 1: this recipient has no email address.",
                                    "Step 2: this recipient has no phone number."]}
 
@@ -166,7 +160,7 @@ def test_an_in_app_notification_that_never_reached_the_inbox_falls_back_at_once(
     from apps.recipients.models import Preference
 
     Preference.objects.create(recipient=alice, category=Category.objects.get(slug="transactional"), channel="in_app", enabled=False)
-    source = _post(api, recipient="alice", title="t", body="b", fallback=EMAIL_AFTER_2)
+    source = post(api, recipient="alice", title="t", body="b", fallback=EMAIL_AFTER_2)
     assert source["status"] == "suppressed"
     assert _release(5) == 1
     [email] = _fallbacks()
@@ -218,14 +212,10 @@ def test_the_pending_steps_of_a_sent_notification_can_be_cancelled(api, alice):
 
 # --- owner scoping -------------------------------------------------------------------------------------
 
-def _client(project):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(name=project, project=project).raw}")
-    return client
 
 
 def test_a_fallback_belongs_to_the_in_app_notifications_project(db):
-    a, b = _client("project-a"), _client("project-b")
+    a, b = project_client("project-a"), project_client("project-b")
     for client in (a, b):
         client.put("/api/v1/recipients/alice/", {"email": "alice@example.com"}, format="json")
     mine = _in_app(a)
@@ -245,23 +235,8 @@ def test_a_fallback_belongs_to_the_in_app_notifications_project(db):
 def test_a_step_another_dispatcher_holds_is_skipped_and_sent_once(api, alice):
     source = _in_app(api)
     Notification.objects.filter(pk=source).update(status=Status.FAILED)  # decided without the inbox
-    locked, done = threading.Event(), threading.Event()
-
-    def other_dispatcher():
-        with transaction.atomic():
-            FallbackStep.objects.select_for_update().get()
-            locked.set()
-            done.wait(10)
-        connection.close()
-
-    thread = threading.Thread(target=other_dispatcher)
-    thread.start()
-    assert locked.wait(10)
-    try:
+    with locked_by_another_dispatcher(FallbackStep):
         assert fallback.release_due(now=timezone.now() + timedelta(seconds=5)) == 0
-    finally:
-        done.set()
-        thread.join()
     assert fallback.release_due(now=timezone.now() + timedelta(seconds=5)) == 1
     assert fallback.release_due(now=timezone.now() + timedelta(seconds=5)) == 0
     assert len(_fallbacks()) == 1
