@@ -11,6 +11,7 @@ from django.test import TestCase
 from django.utils import timezone
 from rest_framework import status
 
+from apps.apikeys.services import api_key_create
 from apps.notifications import delivery
 from apps.notifications.models import Category, Notification, NotificationEvent, Status
 from apps.recipients.models import Recipient
@@ -335,3 +336,31 @@ def test_the_schema_documents_the_request_fields_the_workflow_of_a_notification_
     assert "workflow" not in components["NotificationListItem"]["properties"]
     assert "/api/v1/digests/" in schema["paths"]
     assert "/api/v1/notifications/{key}/fallback/cancel/" in schema["paths"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_express_lane_and_group_committer_hold_digests_and_store_fallback_steps(alice):
+    """The common single create goes by the web process's event loop and the group committer
+    (apps/notifications/api/express.py, groupcommit.py): its digest and fallback are kept too."""
+    import asyncio
+    import json
+
+    from apps.apikeys.services import api_key_check
+    from apps.workflows.models import FallbackStep
+    from tests.app.test_express_create import Served
+
+    issued = api_key_create(name="express")
+    assert api_key_check(issued.raw) is not None
+    served = Served()
+    requests = [("/api/v1/notifications/in_app/", {"recipient": "alice", "title": f"t{n}", "body": "b",
+                                                   "digest": DIGEST}, issued.raw) for n in range(3)]
+    requests.append(("/api/v1/notifications/in_app/", {
+        "recipient": "alice", "title": "t", "body": "b",
+        "fallback": [{"channel": "email", "after_seconds": 60}]}, issued.raw))
+    answers = asyncio.run(served.post_many(requests))
+    assert served.django_paths == []
+    assert [(code, json.loads(body)["status"]) for code, _, body in answers] == [(202, "scheduled")] * 3 + [
+        (202, "queued")]
+    [group] = DigestGroup.objects.all()
+    assert group.items == 3 and DigestMember.objects.count() == 3
+    assert FallbackStep.objects.get().source_id.hex == json.loads(answers[3][2])["id"].replace("-", "")
