@@ -364,3 +364,34 @@ def test_the_express_lane_and_group_committer_hold_digests_and_store_fallback_st
     [group] = DigestGroup.objects.all()
     assert group.items == 3 and DigestMember.objects.count() == 3
     assert FallbackStep.objects.get().source_id.hex == json.loads(answers[3][2])["id"].replace("-", "")
+
+
+def test_members_of_a_digest_message_cancelled_while_queued_settle_cancelled(api, alice):
+    member = _comment(api, 1)
+    _release()
+    [message] = _digest_messages()
+    assert api.post(f"/api/v1/notifications/{message.id}/cancel/").json()["status"] == "cancelled"
+    assert _release()["digests_settled"] == 1
+    assert _status(member) == Status.CANCELLED
+
+
+# --- admin ---------------------------------------------------------------------------------------------
+
+def test_the_admin_edits_category_digests_and_shows_groups_and_fallback_steps(api, alice, client):
+    from django.contrib.auth import get_user_model
+
+    client.force_login(get_user_model().objects.create_user("op", "op@example.com", "pw-op-12345",
+                                                            is_staff=True, is_superuser=True))
+    category = Category.objects.get(slug="marketing")
+    response = client.post("/admin/workflows/categorydigest/add/", {
+        "category": category.pk, "key": "weekly", "window_seconds": "3600", "template": ""})
+    assert response.status_code == 302, response.content
+    assert CategoryDigest.objects.get().as_spec() == {"key": "weekly", "window_seconds": 3600, "template": ""}
+    _comment(api, 1)
+    post(api, recipient="alice", title="t", body="b", fallback=[{"channel": "email", "after_seconds": 60}])
+    group = DigestGroup.objects.get()
+    for url in ("/admin/workflows/categorydigest/", "/admin/workflows/digestgroup/",
+                f"/admin/workflows/digestgroup/{group.pk}/change/", "/admin/workflows/fallbackstep/",
+                "/admin/workflows/fallbackstep/?state=pending"):
+        assert client.get(url).status_code == 200, url
+    assert client.get("/admin/workflows/digestgroup/add/").status_code == 403
