@@ -33,7 +33,7 @@ run: setup
 	  echo "          metrics http://127.0.0.1:$${WEB_PORT:-8000}/metrics  health /healthz  readiness /readyz"'
 	@# --env /dev/null: honcho would otherwise load .env OVER the environment (DEBUG=0 make run would run
 	@# with DEBUG=1). with_dotenv loads it UNDER the environment instead, so the Procfile's $${VARIABLES}
-	@# see it too; the processes also read it themselves (config/settings.py), never overriding.
+	@# see it too; the processes also read it themselves (config/settings/), never overriding.
 	@# Flower and the SMTP sink run under notifier/devtools/optional.py: if one of them cannot start it is
 	@# reported and retried, and the others keep running; if the API, a worker or beat exits, honcho stops all.
 	PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)" $(WITH_DOTENV) $(BIN)/honcho start -f Procfile --env /dev/null

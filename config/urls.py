@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from apps.inbox.demo import inbox_demo
-from apps.notifications.api import errors
+from apps.api import errors
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -122,3 +122,18 @@ def canonical_address(channel: str, address: str) -> str:
     if channel == "push":
         return web_push_endpoint(address) or address
     return address
+
+
+def destination(channel: str, to: str, recipient) -> str:
+    """Where a notification goes: its own ``to``, else its recipient's address for ``channel`` (email,
+    phone; the external id for the other channels), or "" when there is none. ``recipient``: any object
+    with ``email``, ``phone`` and ``external_id`` (a push's tokens and devices are the caller's)."""
+    if to:
+        return to
+    if recipient is None:
+        return ""
+    if channel == "email":
+        return recipient.email or ""
+    if channel == "sms":
+        return recipient.phone or ""
+    return recipient.external_id or ""

@@ -1,8 +1,8 @@
 """Load generation and measurement for ``manage.py bench`` (no Django here).
 
 ``run_load`` drives a running notifier through its HTTP API over keep-alive
-HTTP/1.1 connections on plain asyncio streams (cheap per request, so the load
-generator does not eat the CPU it measures);
+HTTP/1.1 connections of one of ``bench_clients``' clients; ``run_load_processes``
+spreads that load over processes and reports the client's CPU per request;
 ``ProcSampler`` reads CPU time and resident memory of each process group
 from ``/proc``.
 """
@@ -19,12 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .bench_clients import CLIENTS, client_errors, connect, run_event_loop
+
 MODES = ("single", "batch", "mixed")
-CLIENTS = ("raw", "httpx")
-# httpx: concurrent requests per AsyncClient. httpcore's pool looks at every connection for every request
-# in flight, so one client with 64 connections and 64 requests cost 7.6 ms of CPU per request here
-# (127 requests/s against a server that answers at once), 16 per client 1.8 ms, 8 per client 0.96 ms.
-HTTPX_PER_CLIENT = 8
 _CLIENT_ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+\(\d+\)|\[local\]|::1\(\d+\)")
 
 
@@ -186,7 +183,8 @@ class LoadConfig:
     high_rate: float = 20.0  # mixed mode: high-priority singles per second
     tag: str = "bench"
     limit: int = 0  # stop after this many notifications were accepted (0 = run for `duration`)
-    client: str = "raw"  # raw: _Connection (asyncio streams); httpx: httpx.AsyncClient, as applications use it
+    client: str = "raw"  # bench_clients.CLIENTS: raw (asyncio streams) or httpx (httpx.AsyncClient)
+    start_at: float = 0.0  # wall clock (time.time()) at which the load starts; 0: at once
 
 
 @dataclass
@@ -198,6 +196,8 @@ class LoadResult:
     requests: int = 0
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    client_cpu_s: float = 0.0  # CPU seconds of the load generator's process(es) during the load
+    processes: int = 1
 
 
 def rss_growth(timeline: list[tuple[float, dict[str, float]]], *, warmup: float) -> dict[str, dict[str, float]]:
@@ -235,100 +235,6 @@ def _item(cfg: LoadConfig, n: int, priority: str | None) -> dict:
     return item
 
 
-class _Connection:
-    """One keep-alive HTTP/1.1 connection on asyncio streams.
-
-    The load generator shares the 2 cores with the service it measures, so it
-    must be cheap: aiohttp cost about 0.5 ms of CPU per request here (a tenth
-    of a core at 200 requests/s); this sends pre-encoded bytes and reads the
-    answer by Content-Length (notifier always sends it).
-    """
-
-    def __init__(self, url: str, api_key: str):
-        parts = urlsplit(url)
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 80
-        self.head = (f"Host: {parts.netloc}\r\nAuthorization: Bearer {api_key}\r\n"
-                     "Content-Type: application/json\r\nAccept: application/json\r\n").encode()
-        self.reader = self.writer = None
-
-    async def post(self, path: str, body: bytes, timeout: float = 60.0) -> tuple[int, bytes]:
-        try:
-            return await asyncio.wait_for(self._post(path, body), timeout)
-        except BaseException:
-            self.close()  # a half-read answer must not be taken for the next one
-            raise
-
-    async def _post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        self.writer.write(b"POST " + path.encode() + b" HTTP/1.1\r\n" + self.head
-                          + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
-        status = int(lines[0].split(b" ", 2)[1])
-        length, close = 0, False
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"connection" and value.strip().lower() == b"close":
-                close = True
-        payload = await self.reader.readexactly(length) if length else b""
-        if close:
-            self.close()
-        return status, payload
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
-
-
-class _HttpxConnection:
-    """The same interface on a shared ``httpx.AsyncClient``: the request as that client sends it
-    (its own headers, headers and body in separate writes, its pool and its parser)."""
-
-    def __init__(self, client):
-        self.client = client
-
-    async def post(self, path: str, body: bytes, timeout: float = 60.0) -> tuple[int, bytes]:
-        response = await self.client.post(path, content=body, timeout=timeout)
-        return response.status_code, response.content
-
-    def close(self) -> None:
-        pass  # the AsyncClient is closed by run_load
-
-
-class _HttpxClients:
-    """AsyncClients for ``connections`` concurrent requests, at most HTTPX_PER_CLIENT each."""
-
-    def __init__(self, base: str, api_key: str, connections: int):
-        import logging
-
-        import httpx
-
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would be the bench's own cost
-
-        parts = urlsplit(base)
-        base = f"{parts.scheme}://{parts.netloc}"  # run_load's paths carry the URL's own path
-        count = max(1, math.ceil(connections / HTTPX_PER_CLIENT))
-        per = math.ceil(connections / count)
-        self.clients = [httpx.AsyncClient(
-            base_url=base, headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
-            limits=httpx.Limits(max_connections=per, max_keepalive_connections=per)) for _ in range(count)]
-        self.handed = 0
-
-    def connection(self) -> _HttpxConnection:
-        self.handed += 1
-        return _HttpxConnection(self.clients[self.handed % len(self.clients)])
-
-    async def aclose(self) -> None:
-        for client in self.clients:
-            await client.aclose()
-
-
 async def run_load(cfg: LoadConfig) -> LoadResult:
     if cfg.mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
@@ -339,6 +245,9 @@ async def run_load(cfg: LoadConfig) -> LoadResult:
     prefix = urlsplit(base).path.rstrip("/")
     single_path = f"{prefix}/api/v1/notifications/{cfg.channel}/"
     batch_path = f"{prefix}/api/v1/notifications/batch/"
+    errors = client_errors(cfg.client)
+    if cfg.start_at > time.time():
+        await asyncio.sleep(cfg.start_at - time.time())
     start = time.monotonic()
     deadline = start + cfg.duration
     result.started = time.time()
@@ -347,20 +256,8 @@ async def run_load(cfg: LoadConfig) -> LoadResult:
     def done() -> bool:
         return time.monotonic() >= deadline or (cfg.limit and result.accepted >= cfg.limit)
 
-    httpx_clients = None
-    if cfg.client == "httpx":
-        singles = 4 if cfg.mode == "mixed" else 0
-        httpx_clients = _HttpxClients(base, cfg.api_key, (cfg.clients + singles))
-
-    def connect():
-        return httpx_clients.connection() if httpx_clients is not None else _Connection(base, cfg.api_key)
-
-    errors = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ValueError,
-              IndexError)
-    if httpx_clients is not None:
-        import httpx
-
-        errors = (*errors, httpx.HTTPError)
+    def connect_():
+        return connect(cfg.client, base, cfg.api_key)
 
     async def post(conn, path: str, body: bytes, kind: str):
         t0 = time.perf_counter()
@@ -378,7 +275,7 @@ async def run_load(cfg: LoadConfig) -> LoadResult:
         return json.loads(payload)
 
     async def single_client(priority: str | None, kind: str, rate: float, counter: list[int]):
-        conn = connect()
+        conn = connect_()
         try:
             while not done():
                 if rate:
@@ -394,13 +291,13 @@ async def run_load(cfg: LoadConfig) -> LoadResult:
                 if await post(conn, single_path, body, kind) is not None:
                     result.accepted += 1
         finally:
-            conn.close()
+            await conn.aclose()
 
     async def batch_client(priority: str | None, index: int):
         items = [{"channel": cfg.channel, **_item(cfg, index * cfg.batch_size + i, priority)}
                  for i in range(cfg.batch_size)]
         body = json.dumps({"notifications": items}).encode()  # the same content each time: ids differ
-        conn = connect()
+        conn = connect_()
         try:
             while not done():
                 answer = await post(conn, batch_path, body, "batch")
@@ -412,7 +309,7 @@ async def run_load(cfg: LoadConfig) -> LoadResult:
                     else:
                         result.rejected_items += 1
         finally:
-            conn.close()
+            await conn.aclose()
 
     if cfg.mode == "single":
         counter = [0]
@@ -423,10 +320,59 @@ async def run_load(cfg: LoadConfig) -> LoadResult:
         counter = [10_000_000]  # a few paced clients, so one slow answer does not stall the trickle
         tasks = [batch_client("low", i) for i in range(cfg.clients)] + [
             single_client("high", "single_high", cfg.high_rate, counter) for _ in range(4)]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        if httpx_clients is not None:
-            await httpx_clients.aclose()
+    await asyncio.gather(*tasks)
     result.ended = time.time()
     return result
+
+
+# --- the load spread over processes ----------------------------------------------------------
+
+def split_config(cfg: LoadConfig, processes: int, start_at: float) -> list[LoadConfig]:
+    """One config per process: the clients spread as evenly as they go, and the rates and the limit in
+    proportion to each process's clients (no process without a client)."""
+    from dataclasses import replace
+
+    processes = max(1, min(processes, cfg.clients))
+    counts = [cfg.clients // processes + (i < cfg.clients % processes) for i in range(processes)]
+    return [replace(cfg, clients=n, rate=cfg.rate * n / cfg.clients, high_rate=cfg.high_rate * n / cfg.clients,
+                    limit=math.ceil(cfg.limit * n / cfg.clients), start_at=start_at) for n in counts]
+
+
+def merge_results(results: list[LoadResult]) -> LoadResult:
+    """The results of the processes of one load as one."""
+    merged = LoadResult(started=min(r.started for r in results), ended=max(r.ended for r in results),
+                        processes=len(results))
+    for r in results:
+        merged.accepted += r.accepted
+        merged.rejected_items += r.rejected_items
+        merged.requests += r.requests
+        merged.client_cpu_s += r.client_cpu_s
+        for kind, values in r.latencies.items():
+            merged.latencies[kind].extend(values)
+        for name, count in r.errors.items():
+            merged.errors[name] += count
+    return merged
+
+
+def run_load_here(cfg: LoadConfig) -> LoadResult:
+    """``run_load`` in this process, with this process's CPU seconds during it."""
+    cpu = time.process_time()
+    result = run_event_loop(run_load(cfg))
+    result.client_cpu_s = time.process_time() - cpu
+    return result
+
+
+def run_load_processes(cfg: LoadConfig, processes: int = 1) -> LoadResult:
+    """The load of ``cfg`` from ``processes`` processes (one: this one), started together.
+
+    A client that costs more CPU per request than the service (httpx: docs/performance.md) is limited by
+    the one core its process can use; fresh processes (spawned, not forked: nothing of the caller's
+    database connections) each take their share of the clients.
+    """
+    if processes <= 1 or cfg.clients <= 1:
+        return run_load_here(cfg)
+    import multiprocessing
+
+    parts = split_config(cfg, processes, start_at=time.time() + 2.0)  # time to start and import
+    with multiprocessing.get_context("spawn").Pool(len(parts)) as pool:
+        return merge_results(pool.map(run_load_here, parts))

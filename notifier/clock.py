@@ -3,7 +3,7 @@
 ``now()`` is the real UTC time unless a test moved it: ``freeze(at)`` stops
 it at ``at``; ``set_offset(seconds)`` shifts it while it keeps ticking (what
 worker processes get from ``NOTIFIER_TEST_CLOCK_OFFSET`` in
-``config.test_settings``; production settings never read that variable);
+``config.settings.test``; production settings never read that variable);
 ``reset()`` puts it back. ``travel(at)`` is a context manager that shifts the
 clock to ``at`` (still ticking) for a block.
 """

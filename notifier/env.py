@@ -93,3 +93,13 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if value is None:
         return list(default or [])
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def debug_enabled() -> bool:
+    """DEBUG, off by default: read here for Django's settings and for gunicorn's config, which runs before them."""
+    return env_bool("DEBUG", False)
+
+
+def log_format() -> str:
+    """LOG_FORMAT: ``plain`` by default when DEBUG is on, ``json`` when it is off (settings and gunicorn)."""
+    return env_str("LOG_FORMAT", "plain" if debug_enabled() else "json")

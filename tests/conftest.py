@@ -1,7 +1,7 @@
 """Shared fixtures.
 
 Tests use their own PostgreSQL database, RabbitMQ vhost and Redis database
-(see config/test_settings.py), start from a clean state, and stop every
+(see config/settings/test.py), start from a clean state, and stop every
 process they start.
 """
 from __future__ import annotations
@@ -22,10 +22,11 @@ def _purge_broker() -> None:
             except Exception:  # noqa: BLE001 - not there yet
                 channel = conn.channel()
         channel.close()
-    from apps.notifications import queues
 
-    queues._declared = False
-    queues.declare_topology()
+    from apps.notifications import outbox
+
+    outbox._declared = False
+    outbox.declare_topology()
 
 
 def _flush_redis() -> None:
@@ -75,11 +76,11 @@ def _defaults(request):
     yield
     providers_for.cache_clear()
     if wants_db == "transactional_db":
-        from apps.notifications.groupcommit import group_committer_stop
+        from apps.notifications.intake.groupcommit import group_committer_stop
 
         group_committer_stop()  # its connection would keep the test database busy
     elif wants_db:
-        from apps.notifications.services import publisher_drain
+        from apps.notifications.outbox import publisher_drain
 
         publisher_drain()  # the publisher thread's connection too (it deletes PendingPublish entries)
 

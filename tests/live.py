@@ -38,7 +38,7 @@ class Gunicorn:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers, self.threads, self.asgi = workers, threads, asgi
-        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.test_settings", "PYTHONPATH": str(ROOT),
+        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "PYTHONPATH": str(ROOT),
                     **(env or {})}
         self.log = self.workdir / f"gunicorn-{self.port}.log"
         self.popen: subprocess.Popen | None = None

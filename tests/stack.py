@@ -1,6 +1,6 @@
 """Real Celery worker and beat processes for integration tests.
 
-``Stack`` starts them against the test database and vhost (config.test_settings),
+``Stack`` starts them against the test database and vhost (config.settings.test),
 waits until each worker answers a ping, and stops every process it started.
 """
 from __future__ import annotations
@@ -72,7 +72,7 @@ class Stack:
     def __init__(self, workdir: Path, env: dict[str, str] | None = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.test_settings", "PYTHONPATH": str(ROOT),
+        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "PYTHONPATH": str(ROOT),
                     **(env or {})}
         self.procs: list[Proc] = []
 

@@ -1,7 +1,7 @@
 """Delivery result hook: in-app notifications that reached ``sent`` enter their recipient's inbox.
 
 ``prepare`` runs as the results are recorded and keeps only the ids of the in-app ``sent`` results (the
-outbox row); ``run`` adds them to the inbox after the results' commit (``apps/notifications/outbox.py``).
+outbox row); ``run`` adds them to the inbox after the results' commit (``apps/notifications/resulthooks.py``).
 """
 from __future__ import annotations
 

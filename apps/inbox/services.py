@@ -4,14 +4,14 @@ from __future__ import annotations
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.notifications.models import Notification, NotificationEvent, Status
+from apps.notifications import lifecycle
+from apps.notifications.models import Notification, Status
 
 from . import pubsub
 from .models import InboxState
 from .selectors import inbox_item, inbox_list, inbox_unread_count
 
 INBOX_TABLE = InboxState._meta.db_table
-NOTIFICATION_TABLE = Notification._meta.db_table
 # A live update lists the changed items when there are at most this many.
 MAX_ITEMS_PER_UPDATE = 100
 
@@ -69,18 +69,10 @@ def _set_time(recipient_id: int, notification_ids: list | None, field: str, valu
 
 
 def _mark_delivered(notification_ids: list, now) -> list:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {NOTIFICATION_TABLE} SET status = %s, delivered_at = %s, updated_at = %s "
-            f"WHERE id = ANY(%s::uuid[]) AND status = %s RETURNING id",
-            [Status.DELIVERED, now, now, [str(i) for i in notification_ids], Status.SENT],
-        )
-        delivered = [row[0] for row in cursor.fetchall()]
-    NotificationEvent.objects.bulk_create([
-        NotificationEvent(notification_id=i, status=Status.DELIVERED, at=now, detail="read in the in-app inbox")
-        for i in delivered
-    ])
-    return delivered
+    moved = lifecycle.transition(Notification.objects.filter(id__in=[str(i) for i in notification_ids]),
+                                 allowed=[Status.SENT], to=Status.DELIVERED, detail="read in the in-app inbox",
+                                 now=now, fields={"delivered_at": now})
+    return [row[0] for row in moved]
 
 
 def _publish_update(recipient_id: int, changed: list) -> None:

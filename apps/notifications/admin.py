@@ -2,9 +2,9 @@ from django.contrib import admin, messages
 
 from notifier.pii import mask_address
 
-from . import outbox
+from . import resulthooks
 from .models import Category, Notification, NotificationEvent, ResultHookOutbox, Status
-from .services import notifications_requeue
+from .commands import notifications_requeue
 
 
 @admin.register(Category)
@@ -104,5 +104,5 @@ class ResultHookOutboxAdmin(admin.ModelAdmin):
 
     @admin.action(description="Run selected rows again (due now, fresh attempts)")
     def run_again(self, request, queryset):
-        count = outbox.retry(list(queryset.values_list("id", flat=True)))
+        count = resulthooks.retry(list(queryset.values_list("id", flat=True)))
         self.message_user(request, f"{count} row(s) will run at the next result-hooks job.", messages.SUCCESS)

@@ -172,7 +172,7 @@ class NotificationEvent(models.Model):
 
 class ResultHookOutbox(models.Model):
     """Result hooks still to run for results already recorded: the transactional outbox
-    (``apps/notifications/outbox.py``).
+    (``apps/notifications/resulthooks.py``).
 
     The transaction that records a batch of results adds one row per result hook that has work in it
     (``policy.RESULT_HOOKS``: the in-app inbox, webhook events), holding what the hook needs (ids and
@@ -209,9 +209,9 @@ class PendingPublish(models.Model):
     """A group of committed notifications whose delivery message the broker has not confirmed yet.
 
     Written with the group's rows (same statement or transaction) and deleted once the publish is
-    confirmed (``services.enqueue_after_commit``). An entry older than ``NOTIFIER_PUBLISH_GRACE``
+    confirmed (``outbox.publish``). An entry older than ``NOTIFIER_PUBLISH_GRACE``
     seconds means its web process died in between: the dispatcher makes the group's rows due
-    (``delivery.recover_unconfirmed_publishes``). The key is the group's first queued notification id:
+    (``lifecycle.recover_unconfirmed_publishes``). The key is the group's first queued notification id:
     every id of a group comes from one ``uuid7_many`` call, so they share its millisecond, and that
     millisecond's id range finds them.
     """

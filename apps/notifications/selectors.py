@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from .models import Notification
+from .models import Notification, Status
 
 
 def parse_uuid(value: str) -> uuid.UUID | None:
@@ -64,3 +65,13 @@ def notifications_load_deferred(notifications, fields: tuple[str, ...]) -> None:
         if values is not None:
             for field, value in zip(fields, values):
                 n.__dict__.setdefault(field, value)
+
+
+def failed_notifications(*, since: datetime | None = None, channel: str | None = None):
+    """Failed notifications (updated since ``since``, of ``channel``), oldest first: what ``replay`` requeues."""
+    qs = Notification.objects.filter(status=Status.FAILED)
+    if since is not None:
+        qs = qs.filter(updated_at__gte=since)
+    if channel:
+        qs = qs.filter(channel=channel)
+    return qs.order_by("id")

@@ -40,7 +40,7 @@ class BrokerProbe:
         url = settings.CELERY_BROKER_URL
         if self._conn is None or self._url != url:
             self.close()
-            self._conn = Connection(url, connect_timeout=float(getattr(settings, "NOTIFIER_READINESS_TIMEOUT", 2.0)))
+            self._conn = Connection(url, connect_timeout=settings.NOTIFIER_READINESS_TIMEOUT)
             self._url = url
         self._conn.connection  # connect once (one attempt) if not connected  # noqa: B018
         return self._conn
@@ -56,7 +56,7 @@ class BrokerProbe:
     def queue_stats(self, *, max_age: float | None = None) -> dict[str, tuple[int, int] | None]:
         """``{queue: (messages, consumers) or None if it does not exist}``; raises when the broker is down."""
         if max_age is None:
-            max_age = float(getattr(settings, "NOTIFIER_METRICS_QUEUE_CACHE", 5.0))
+            max_age = settings.NOTIFIER_METRICS_QUEUE_CACHE
         with self._lock:
             now = time.monotonic()
             if self._cached is not None and now - self._cached_at < max_age and self._url == settings.CELERY_BROKER_URL:

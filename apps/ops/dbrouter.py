@@ -147,7 +147,7 @@ def write_pins() -> WritePins | None:
     global _pins
     if not replica_configured():
         return None
-    window = float(getattr(settings, "NOTIFIER_REPLICA_PIN_SECONDS", 5.0))
+    window = settings.NOTIFIER_REPLICA_PIN_SECONDS
     if _pins is None or _pins.window != window:
         _pins = WritePins(window=window)
     return _pins

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 def _timeout() -> float:
-    return float(getattr(settings, "NOTIFIER_READINESS_TIMEOUT", 2.0))
+    return settings.NOTIFIER_READINESS_TIMEOUT
 
 
 def check_postgresql() -> None:

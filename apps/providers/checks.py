@@ -4,7 +4,7 @@ One query per batch: every address of the batch is looked up at once.
 """
 from __future__ import annotations
 
-from notifier.addresses import canonical_address
+from notifier.addresses import canonical_address, destination
 
 from .selectors import suppression_matching, suppressions_by_address, suppressions_matching
 
@@ -12,15 +12,8 @@ from .selectors import suppression_matching, suppressions_by_address, suppressio
 def _addresses(channel: str, to: str, recipient, content: dict) -> list[str]:
     if channel == "push":
         return [canonical_address("push", t) for t in (content or {}).get("device_tokens") or []]
-    if to:
-        return [canonical_address(channel, to)]
-    if recipient is None:
-        return []
-    if channel == "email" and recipient.email:
-        return [canonical_address("email", recipient.email)]
-    if channel == "sms" and recipient.phone:
-        return [canonical_address("sms", recipient.phone)]
-    return []
+    address = destination(channel, to, recipient) if to or channel in ("email", "sms") else ""
+    return [canonical_address(channel, address)] if address else []
 
 
 def _verdict(addresses: list[str], found, category: str) -> str | None:

@@ -8,9 +8,9 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from apps.notifications.models import Notification, NotificationEvent, Status
-from notifier import metrics
-from notifier.addresses import canonical_address
+from apps.notifications import lifecycle
+from apps.notifications.models import Notification, Status
+from notifier.addresses import canonical_address, destination
 
 from .models import Suppression, SuppressionReason
 
@@ -124,24 +124,18 @@ def sms_status_callback_apply(*, sid: str, message_status: str, error_code: str 
             return "ignored"
         error = f"Twilio {status}" + (f" {error_code}" if error_code else "") + (
             f": {error_message}" if error_message else "")
-        fields = {"status": new, "updated_at": now}
         if new == Status.DELIVERED:
-            fields["delivered_at"] = now
-            detail = f"twilio: {status}"
+            fields, detail = {"delivered_at": now}, f"twilio: {status}"
         else:
-            fields["last_error"] = error
-            detail = error
-        Notification.objects.filter(pk=notification.pk, status=Status.SENT).update(**fields)
-        NotificationEvent.objects.create(notification=notification, status=new, at=now, detail=detail,
-                                         provider=notification.provider)
-        entered = [(notification.channel, notification.category, notification.priority, new)]
-        transaction.on_commit(lambda: metrics.notifications_entered(entered))
+            fields, detail = {"last_error": error}, error
+        lifecycle.transition(Notification.objects.filter(pk=notification.pk), allowed=[Status.SENT], to=new,
+                             detail=detail, now=now, fields=fields, event_provider=True)
         from apps.webhooks.services import webhook_events_emit
 
         webhook_events_emit(event=f"notification.{new}", notification_ids=[notification.pk], now=now)
         reason = (SuppressionReason.INVALID_NUMBER if error_code in TWILIO_INVALID_NUMBER else
                   SuppressionReason.CARRIER_OPT_OUT if error_code in TWILIO_OPTED_OUT else "")
-        address = notification.to or (notification.recipient.phone if notification.recipient else "")
+        address = destination("sms", notification.to, notification.recipient)
         if new == Status.FAILED and reason and address:
             suppressions_record(items=[SuppressionInput(channel="sms", address=address, reason=reason,
                                                         detail=error, notification_id=notification.id)])
@@ -155,10 +149,8 @@ def unsubscribe_apply(*, notification_id: str) -> Suppression | None:
     notification = Notification.objects.select_related("recipient").filter(pk=notification_id).first()
     if notification is None:
         return None
-    address = notification.to
-    if not address and notification.recipient is not None:
-        address = {"email": notification.recipient.email, "sms": notification.recipient.phone}.get(
-            notification.channel, "")
+    address = notification.to or (destination(notification.channel, "", notification.recipient)
+                                  if notification.channel in ("email", "sms") else "")
     if not address:
         return None
     suppressions_record(items=[SuppressionInput(

@@ -20,7 +20,7 @@ class RecipientForm(forms.ModelForm):
         return value
 
     def clean_phone(self):
-        from apps.notifications.validation import E164_MESSAGE
+        from apps.notifications.intake.validation import E164_MESSAGE
         from notifier.addresses import is_e164
 
         value = self.cleaned_data["phone"]

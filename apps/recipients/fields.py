@@ -38,7 +38,7 @@ def _fernet_for(keys: str) -> MultiFernet | None:
 
 
 def field_cipher() -> MultiFernet | None:
-    return _fernet_for(getattr(settings, "NOTIFIER_FIELD_ENCRYPTION_KEY", "") or "")
+    return _fernet_for(settings.NOTIFIER_FIELD_ENCRYPTION_KEY)
 
 
 def encrypt_value(value: str) -> str:

@@ -46,6 +46,7 @@ def recipient_erase(*, recipient: Recipient) -> dict[str, int]:
     metadata; event details are scrubbed of addresses. Notifications not yet
     sending are cancelled. Returns counts.
     """
+    from apps.notifications import lifecycle
     from apps.notifications.models import Notification, NotificationEvent, Status
 
     now = timezone.now()
@@ -57,12 +58,9 @@ def recipient_erase(*, recipient: Recipient) -> dict[str, int]:
         pending_ids = list(notifications.filter(status__in=[Status.QUEUED, Status.SCHEDULED])
                            .select_for_update().values_list("id", flat=True))
         if pending_ids:
-            Notification.objects.filter(id__in=pending_ids).update(
-                status=Status.CANCELLED, next_attempt_at=None, updated_at=now)
-            NotificationEvent.objects.bulk_create([
-                NotificationEvent(notification_id=i, status=Status.CANCELLED, at=now,
-                                  detail="cancelled: the recipient was deleted") for i in pending_ids
-            ])
+            lifecycle.transition(Notification.objects.filter(id__in=pending_ids),
+                                 allowed=[Status.QUEUED, Status.SCHEDULED], to=Status.CANCELLED, now=now,
+                                 detail="cancelled: the recipient was deleted", fields={"next_attempt_at": None})
         ids = list(notifications.values_list("id", flat=True))
         anonymised = Notification.objects.filter(id__in=ids).update(
             recipient=None, to="", content={}, metadata={}, last_error="", updated_at=now)

@@ -45,11 +45,12 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from rest_framework import serializers
 
 from apps.apikeys.models import default_project_id
+from apps.notifications.intake.create import notifications_create
+from apps.notifications.intake.validation import NotificationInputSerializer
 from apps.notifications.models import API_CHANNELS
-from apps.notifications.services import NotificationSpec, notifications_create
+from apps.notifications.specs import NotificationSpec
 
 from .models import RecurringSendOwner
-from apps.notifications.validation import NotificationInputSerializer
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 ``prepare`` runs as the results are recorded: it keeps, for the outbox row, the results some endpoint
 listens to (the notification id, its event and the values the result set) and the webhook deliveries'
 outcomes per endpoint; with no endpoint subscribed and no webhook result there is no row. ``run`` does
-the work after the results' commit (``apps/notifications/outbox.py``).
+the work after the results' commit (``apps/notifications/resulthooks.py``).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from apps.notifications.models import Channel, Notification, Status
 from apps.notifications.selectors import notifications_load_deferred
 
 from . import selectors
-from .services import _iso, endpoint_health_record, event_payload, failures_by_endpoint, webhook_deliveries_create
+from .services import api_time, endpoint_health_record, event_payload, failures_by_endpoint, webhook_deliveries_create
 
 # Result statuses that are events clients can subscribe to (a retry, status `queued`, is not).
 EVENT_OF_STATUS = {
@@ -98,7 +98,7 @@ def _fan_out(events: dict, at: datetime) -> None:
         status = STATUS_OF_EVENT[event]
         payload = event_payload(
             event, n, at=at, status=status, **{f: events[f][i] for f in _RESULT_FIELDS},
-            sent_at=_iso(at) if status == Status.SENT else None,
+            sent_at=api_time(at) if status == Status.SENT else None,
         )
         deliveries.extend((endpoint_id, payload, event, n.project_id) for endpoint_id in endpoint_ids)
     if deliveries:

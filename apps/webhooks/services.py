@@ -17,8 +17,8 @@ from django.db.models import F
 from django.utils import timezone
 from rest_framework.fields import DateTimeField
 
-from apps.notifications.models import Channel, Notification, NotificationEvent, Status
-from apps.notifications.services import enqueue_after_commit
+from apps.notifications import lifecycle, outbox
+from apps.notifications.models import Channel, Notification, Status
 from notifier.channels.webhook import secret_generate
 
 from . import selectors
@@ -27,7 +27,8 @@ from .models import WebhookEndpoint
 _datetime = DateTimeField()
 
 
-def _iso(value):
+def api_time(value):
+    """A time as the API writes it (DRF's ISO 8601), or None."""
     return _datetime.to_representation(value) if value else None
 
 
@@ -90,13 +91,13 @@ def event_payload(event: str, notification: Notification, *, at, **overrides: An
         "provider": notification.provider,
         "provider_message_id": notification.provider_message_id,
         "last_error": notification.last_error,
-        "created_at": _iso(notification.created_at),
-        "sent_at": _iso(notification.sent_at),
-        "delivered_at": _iso(notification.delivered_at),
+        "created_at": api_time(notification.created_at),
+        "sent_at": api_time(notification.sent_at),
+        "delivered_at": api_time(notification.delivered_at),
         "metadata": notification.metadata or {},
     }
     data.update(overrides)
-    return {"type": event, "timestamp": _iso(at), "data": data}
+    return {"type": event, "timestamp": api_time(at), "data": data}
 
 
 def webhook_deliveries_create(events: Iterable[tuple[str, dict, str, int]], *, now=None) -> list[Notification]:
@@ -107,25 +108,23 @@ def webhook_deliveries_create(events: Iterable[tuple[str, dict, str, int]], *, n
     policy (preferences and quiet hours are about people, not endpoints).
     """
     now = now or timezone.now()
-    rows, first_events = [], []
+    rows, details = [], []
     for endpoint_id, payload, event, project_id in events:
         row = Notification(
             channel=Channel.WEBHOOK, to=endpoint_id, category="transactional", project_id=project_id,
-            priority=settings.NOTIFIER_WEBHOOK_PRIORITY, status=Status.QUEUED, queued_at=now,
+            priority=settings.NOTIFIER_WEBHOOK_PRIORITY,
             content={"body": json.dumps(payload, separators=(",", ":"), sort_keys=True),
                      "data": {"event": event, "notification_id": payload["data"]["id"]}},
             metadata={"event": event, "notification_id": payload["data"]["id"]},
             created_at=now, updated_at=now,
         )
         rows.append(row)
-        first_events.append(NotificationEvent(notification=row, status=Status.QUEUED, at=now, detail=event))
+        details.append(event)
     if not rows:
         return []
     with transaction.atomic():
-        Notification.objects.bulk_create(rows)
-        NotificationEvent.objects.bulk_create(first_events)
-        items = [(n.id, n.priority) for n in rows]
-        transaction.on_commit(lambda: enqueue_after_commit(items))
+        lifecycle.admit(rows, details, now=now)
+        outbox.publish_on_commit([(n.id, n.priority) for n in rows])
     return rows
 
 

@@ -21,14 +21,13 @@ Life of a digest (docs/workflows.md):
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.notifications.models import Channel, Notification, NotificationEvent, Status
-from notifier import metrics
+from apps.notifications import lifecycle
+from apps.notifications.models import Channel, Notification, Status
 from notifier.interrupts import INTERRUPTS
 from notifier.sms import sms_info
 
@@ -129,24 +128,23 @@ def _release(group: DigestGroup) -> None:
         raise
     except Exception as exc:  # noqa: BLE001 - its members must still end: failed with the reason
         logger.exception("digest group %s could not be released; its %d notifications fail", group.id, len(members))
-        _finish_members(group, members, status=Status.FAILED, now=now,
+        _finish_members(members, allowed=Status.SCHEDULED, status=Status.FAILED, now=now,
                         detail=f"the digest could not be sent: {type(exc).__name__}: {exc}"[:500])
         group.state = DigestState.SETTLED
         group.save(update_fields=["state", "released_at"])
         return
     ids = [m["id"] for m in members]
-    Notification.objects.filter(id__in=ids).update(status=Status.SENDING, claimed_at=None, updated_at=now)
-    NotificationEvent.objects.bulk_create([
-        NotificationEvent(notification_id=i, status=Status.SENDING, at=now,
-                          detail=f"released in digest {digest.id} with {len(ids)} items") for i in ids])
-    _count(members, Status.SENDING)
+    lifecycle.transition(Notification.objects.filter(id__in=ids), allowed=[Status.SCHEDULED], to=Status.SENDING,
+                         detail=f"released in digest {digest.id} with {len(ids)} items", now=now,
+                         fields={"claimed_at": None})
     group.state = DigestState.RELEASED
     group.digest_id = digest.id
     group.save(update_fields=["state", "released_at", "digest"])
 
 
 def _create_digest_message(group: DigestGroup, members: list[dict]) -> Notification:
-    from apps.notifications.services import NotificationSpec, notifications_create
+    from apps.notifications.intake.create import notifications_create
+    from apps.notifications.specs import NotificationSpec
     from apps.recipients.models import Recipient
 
     recipient = Recipient.objects.filter(pk=group.recipient_id).first() if group.recipient_id else None
@@ -236,11 +234,11 @@ def settle(*, limit: int = 500) -> int:
         for group_id, digest_id, status, sent_at, delivered_at, last_error in done:
             members = list(Notification.objects.filter(
                 id__in=DigestMember.objects.filter(group_id=group_id).values("notification_id"),
-                status=Status.SENDING, claimed_at__isnull=True).values("id", "channel", "category", "priority"))
+                status=Status.SENDING, claimed_at__isnull=True).values("id"))
             detail = {
                 Status.SENT: f"sent in digest {digest_id}", Status.DELIVERED: f"delivered in digest {digest_id}",
             }.get(status, f"its digest {digest_id} is {status}" + (f": {last_error}" if last_error else ""))
-            _finish_members(DigestGroup(id=group_id), members, status=status, now=now, detail=detail[:500],
+            _finish_members(members, allowed=Status.SENDING, status=status, now=now, detail=detail[:500],
                             digest_id=digest_id, sent_at=sent_at, delivered_at=delivered_at,
                             last_error=last_error if status == Status.FAILED else "")
         if done:
@@ -248,24 +246,16 @@ def settle(*, limit: int = 500) -> int:
     return len(done)
 
 
-def _finish_members(group: DigestGroup, members: list[dict], *, status: str, now: datetime, detail: str,
+def _finish_members(members: list[dict], *, allowed: str, status: str, now: datetime, detail: str,
                     digest_id=None, sent_at=None, delivered_at=None, last_error: str | None = None) -> None:
-    """Members take their final status (``failed`` with ``detail`` as the error when no digest was made)."""
+    """Members still ``allowed`` take their final status (``failed`` with ``detail`` as the error when no
+    digest was made), through ``lifecycle.transition`` (their events and counts)."""
     if not members:
         return
-    ids = [m["id"] for m in members]
-    changes = {"status": status, "updated_at": now, "next_attempt_at": None, "provider": PROVIDER,
-               "provider_message_id": str(digest_id) if digest_id else ""}
+    fields = {"next_attempt_at": None, "provider": PROVIDER, "provider_message_id": str(digest_id) if digest_id else ""}
     if status in (Status.SENT, Status.DELIVERED):
-        changes.update(sent_at=sent_at or now, delivered_at=delivered_at)
+        fields.update(sent_at=sent_at or now, delivered_at=delivered_at)
     if status == Status.FAILED:
-        changes["last_error"] = last_error or detail
-    Notification.objects.filter(id__in=ids).update(**changes)
-    NotificationEvent.objects.bulk_create([NotificationEvent(notification_id=i, status=status, at=now, detail=detail,
-                                                             provider=PROVIDER) for i in ids])
-    _count(members, status)
-
-
-def _count(members: list[dict], status: str) -> None:
-    entered = Counter((m["channel"], m["category"], m["priority"], status) for m in members)
-    transaction.on_commit(lambda: metrics.notifications_entered(entered))
+        fields["last_error"] = last_error or detail
+    lifecycle.transition(Notification.objects.filter(id__in=[m["id"] for m in members]), allowed=[allowed], to=status,
+                         detail=detail, now=now, fields=fields, event_provider=True)

@@ -104,7 +104,8 @@ def _decide(step: FallbackStep, source: Notification | None, read_at) -> None:
 
 
 def _send(step: FallbackStep, source: Notification) -> None:
-    from apps.notifications.services import NotificationSpec, notifications_create
+    from apps.notifications.intake.create import notifications_create
+    from apps.notifications.specs import NotificationSpec
 
     recipient = source.recipient
     missing = ("the recipient no longer exists" if recipient is None else

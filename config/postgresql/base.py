@@ -15,4 +15,4 @@ from django.db.backends.postgresql import base
 class DatabaseWrapper(base.DatabaseWrapper):
     @property
     def queries_logged(self) -> bool:
-        return self.force_debug_cursor or (settings.DEBUG and getattr(settings, "DEBUG_SQL", False))
+        return self.force_debug_cursor or (settings.DEBUG and settings.DEBUG_SQL)

@@ -108,7 +108,7 @@ def providers_for(channel: str) -> tuple[Provider, ...]:
 
 
 def _missing(*names: str) -> list[str]:
-    return [n for n in names if not getattr(settings, n, "")]
+    return [n for n in names if not getattr(settings, n)]
 
 
 def check_configuration() -> None:
@@ -134,7 +134,7 @@ def check_configuration() -> None:
         if channel == "email" and any(name.startswith("smtp") for name in names):
             from .email import settings_header_error
 
-            problem = settings_header_error({setting: getattr(settings, setting, "") for setting in (
+            problem = settings_header_error({setting: getattr(settings, setting) for setting in (
                 "DEFAULT_FROM_EMAIL", "NOTIFIER_PUBLIC_URL", "NOTIFIER_UNSUBSCRIBE_MAILTO")})
             if problem:
                 raise ImproperlyConfigured(problem)

@@ -1,4 +1,4 @@
-"""In-process CPU benchmark of the worker's delivery path (``delivery.deliver_chunk``).
+"""In-process CPU benchmark of the worker's delivery path (``delivery.worker.deliver_chunk``).
 
 Measures CPU time (``time.thread_time``), not wall time: on a shared machine
 wall-clock figures move with the neighbours' load. CPU time moves too (shared
@@ -60,7 +60,8 @@ def main() -> None:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from apps.notifications import bulk, delivery
+    from apps.notifications import bulk
+    from apps.notifications.delivery import worker
     from apps.notifications.models import Notification, NotificationEvent, Status
     from notifier.ids import uuid7_many
 
@@ -116,7 +117,7 @@ def main() -> None:
             if timed and profiler:
                 profiler.enable()
             started = time.thread_time()
-            counts = delivery.deliver_chunk(ids)
+            counts = worker.deliver_chunk(ids)
             spent = time.thread_time() - started
             if timed and profiler:
                 profiler.disable()

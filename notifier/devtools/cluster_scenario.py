@@ -25,7 +25,6 @@ The stack uses its own database ``notifier_<NOTIFIER_TEST_NAMESPACE>_cluster`` (
 migrated and dropped again), Redis database ``NOTIFIER_TEST_REDIS_DB`` (flushed first) and only
 the cluster's brokers; nothing is left in the machine's RabbitMQ or PostgreSQL.
 """
-from __future__ import annotations
 
 import argparse
 import asyncio
@@ -39,269 +38,13 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from urllib.parse import quote
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-FAULTS = ("broker", "worker", "none")
+from notifier.devtools.cluster_load import after_drain_figures, post_all, status_counts
+from notifier.devtools.cluster_stack import FAULTS, ROOT, Processes, Scenario, stack_env, start_stack, wait_ready
 
-
-@dataclass
-class Scenario:
-    fault: str = "broker"
-    notifications: int = 100_000
-    batch_size: int = 1000
-    clients: int = 4
-    fault_at: float = 0.4  # inject the fault once this share of the notifications is accepted
-    provider: str = "smtp"  # smtp: counted by smtp_counter; null: no SMTP, re-claims only
-    chunk_size: int = 1000  # NOTIFIER_CHUNK_SIZE
-    worker_concurrency: int = 2
-    web_workers: int = 2
-    # A row left `sending` by a killed worker is put back after this (the task time limit is below it).
-    claim_timeout: float = 20.0
-    sweep_interval: int = 5  # NOTIFIER_SWEEP_INTERVAL (whole seconds)
-    drain_timeout: float = 900.0
-    ready_timeout: float = 180.0
-
-
-@dataclass
-class _Load:
-    accepted: list[str] = field(default_factory=list)
-    rejected_items: int = 0
-    requests: int = 0
-    retries: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-    started: float = 0.0
-    ended: float = 0.0
-
-
-class _Processes:
-    """Stack processes, each in its own process group, logging to ``workdir/<name>.log``."""
-
-    def __init__(self, workdir: Path, env: dict[str, str]):
-        self.workdir, self.env = workdir, env
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-        with (self.workdir / f"{name}.log").open("ab") as log:
-            popen = subprocess.Popen(args, cwd=ROOT, env={**self.env, **(env or {})}, stdout=log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        self.procs[name] = popen
-        return popen
-
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        try:
-            os.killpg(self.procs[name].pid, sig)
-        except ProcessLookupError:
-            pass
-
-    def check_alive(self, *names: str) -> None:
-        for name in names or list(self.procs):
-            if self.procs[name].poll() is not None:
-                raise RuntimeError(f"{name} exited ({self.procs[name].returncode}):\n{self.output(name)}")
-
-    def output(self, name: str, tail: int = 60) -> str:
-        try:
-            return "\n".join((self.workdir / f"{name}.log").read_text(errors="replace").splitlines()[-tail:])
-        except OSError:
-            return ""
-
-    def stop_all(self, timeout: float = 20.0) -> None:
-        for name in self.procs:
-            self.kill(name, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for popen in self.procs.values():
-            try:
-                popen.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        for name, popen in self.procs.items():
-            self.kill(name, signal.SIGKILL)  # anything left in the group
-            try:
-                popen.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-        self.procs.clear()
-
-
-def database_url() -> str:
-    """The URL of Django's default database (what the stack processes must use)."""
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    auth = ""
-    if db.get("USER"):
-        auth = quote(db["USER"], safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else "") + "@"
-    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
-def _stack_env(cluster, scenario: Scenario, workdir: Path, smtp_port: int | None) -> dict[str, str]:
-    from django.conf import settings
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTIFIER_", "CELERY_", "DJANGO_"))}
-    prom = workdir / "prometheus"
-    prom.mkdir(exist_ok=True)
-    time_limit = max(5, int(scenario.claim_timeout * 0.75))
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "PYTHONPATH": str(ROOT),
-        "DEBUG": "0",
-        "SECRET_KEY": secrets.token_urlsafe(40),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DATABASE_URL": database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "CELERY_BROKER_URL": cluster.broker_url,
-        "NOTIFIER_QUEUE_TYPE": "quorum",
-        "NOTIFIER_EMAIL_PROVIDERS": "smtp" if scenario.provider == "smtp" else "null",
-        "NOTIFIER_SMS_PROVIDERS": "null",
-        "NOTIFIER_PUSH_PROVIDERS": "null",
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(smtp_port or 1),
-        "NOTIFIER_CHUNK_SIZE": str(scenario.chunk_size),
-        "NOTIFIER_CLAIM_TIMEOUT": str(scenario.claim_timeout),
-        "CELERY_TASK_TIME_LIMIT": str(time_limit),
-        "CELERY_TASK_SOFT_TIME_LIMIT": str(max(3, time_limit - 3)),
-        "NOTIFIER_SWEEP_INTERVAL": str(scenario.sweep_interval),
-        "NOTIFIER_REQUEUE_AFTER": str(max(30.0, scenario.claim_timeout * 2)),
-        "NOTIFIER_INBOX_PUBSUB_PREFIX": f"notifier:cluster-{secrets.token_hex(4)}:inbox:",
-        "PROMETHEUS_MULTIPROC_DIR": str(prom),
-        "LOG_FORMAT": "plain",
-        "LOG_LEVEL": "WARNING",
-        "SESSION_COOKIE_SECURE": "0",
-        "CSRF_COOKIE_SECURE": "0",
-        "SECURE_HSTS_SECONDS": "0",
-    })
-    return env
-
-
-def _start_stack(procs: _Processes, scenario: Scenario, port: int) -> None:
-    gunicorn, celery = str(BIN / "gunicorn"), str(BIN / "celery")
-    procs.start("api", [gunicorn, "config.asgi:application", "-c", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}",
-                        "--workers", str(scenario.web_workers), "--worker-class", "asgi", "--no-control-socket",
-                        "--timeout", "120"])
-    worker = [celery, "-A", "config.celery_app", "worker", "--pool", "threads", "-O", "fair", "--without-gossip",
-              "--without-mingle", "--loglevel", "WARNING"]
-    procs.start("worker-high", [*worker, "-Q", "notifications.high", "-n", "high@cluster", "-c", "2"])
-    for host in ("host-a", "host-b"):
-        procs.start(f"worker-normal-{host}", [*worker, "-Q", "notifications.normal", "-n", f"normal@{host}",
-                                              "-c", str(scenario.worker_concurrency)])
-    # beat's jobs (dispatcher, sweep: it puts a dead worker's rows back) run from their own queue
-    procs.start("worker-maintenance", [*worker, "-Q", "notifications.maintenance", "-n", "maintenance@cluster",
-                                       "-c", "2"])
-    procs.start("beat", [celery, "-A", "config.celery_app", "beat", "--scheduler",
-                         "django_celery_beat.schedulers:DatabaseScheduler", "--pidfile=", "--loglevel", "WARNING"])
-
-
-def _wait_ready(cluster, procs: _Processes, url: str, timeout: float) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while True:
-        procs.check_alive()
-        try:
-            api = httpx.get(url + "/api/v1/notifications/", timeout=2).status_code == 401
-        except httpx.HTTPError:
-            api = False
-        queues = cluster.queues() if api else {}
-        consumers = {name: queues.get(name, {}).get("consumers", 0)
-                     for name in ("notifications.high", "notifications.normal", "notifications.maintenance")}
-        if api and consumers["notifications.high"] >= 1 and consumers["notifications.normal"] >= 2 \
-                and consumers["notifications.maintenance"] >= 1:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the stack was not ready in {timeout:.0f}s (API answering: {api}, consumers: "
-                               f"{consumers})\n" + "\n".join(f"--- {n}\n{procs.output(n, 15)}" for n in procs.procs))
-        time.sleep(1)
-
-
-async def _post_all(url: str, key: str, scenario: Scenario, tag: str, on_progress) -> _Load:
-    """POST every batch (retrying until answered, with its Idempotency-Key) with ``clients`` in parallel."""
-    import httpx
-
-    load = _Load()
-    batches = -(-scenario.notifications // scenario.batch_size)
-    next_batch = iter(range(batches))
-
-    def body(index: int) -> bytes:
-        first = index * scenario.batch_size
-        items = [{"channel": "email", "to": f"c{n % 5000}@example.com", "subject": f"cluster {n}",
-                  "body": "A notification of notifier's cluster scenario.", "metadata": {"run": tag}}
-                 for n in range(first, min(first + scenario.batch_size, scenario.notifications))]
-        return json.dumps({"notifications": items}).encode()
-
-    def error(kind: str) -> None:
-        load.errors[kind] = load.errors.get(kind, 0) + 1
-
-    async def client(http: httpx.AsyncClient) -> None:
-        for index in next_batch:
-            payload = body(index)
-            headers = {"Idempotency-Key": f"{tag}-{index}"}
-            deadline = time.monotonic() + 300
-            while True:
-                load.requests += 1
-                try:
-                    response = await http.post("/api/v1/notifications/batch/", content=payload, headers=headers)
-                except httpx.HTTPError as exc:
-                    error(type(exc).__name__)
-                else:
-                    if response.status_code == 202:
-                        for result in response.json()["results"]:
-                            if "id" in result:
-                                load.accepted.append(result["id"])
-                            else:
-                                load.rejected_items += 1
-                        on_progress(len(load.accepted))
-                        break
-                    error(f"HTTP {response.status_code}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"batch {index} not accepted in 300 s: {load.errors}")
-                load.retries += 1
-                await asyncio.sleep(0.5)
-
-    load.started = time.time()
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    limits = httpx.Limits(max_connections=scenario.clients, max_keepalive_connections=scenario.clients)
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120, limits=limits) as http:
-        await asyncio.gather(*(client(http) for _ in range(scenario.clients)))
-    load.ended = time.time()
-    return load
-
-
-def _status_counts(key_id: int) -> dict[str, int]:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT status, count(*) FROM notifications_notification WHERE api_key_id = %s GROUP BY status",
-                       [key_id])
-        return dict(cursor.fetchall())
-
-
-def _after_drain_figures(key_id: int, fault_time: float | None) -> dict:
-    """Reclaims (claimed more than once), the span from first created to last sent, the longest pause
-    in sending after the fault."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM (SELECT e.notification_id FROM notifications_notificationevent e"
-            " JOIN notifications_notification n ON n.id = e.notification_id"
-            " WHERE n.api_key_id = %s AND e.status = 'sending' GROUP BY e.notification_id HAVING count(*) > 1) r",
-            [key_id])
-        reclaimed = cursor.fetchone()[0]
-        cursor.execute("SELECT extract(epoch FROM min(created_at)), extract(epoch FROM max(sent_at))"
-                       " FROM notifications_notification WHERE api_key_id = %s", [key_id])
-        first_created, last_sent = (float(v) if v is not None else None for v in cursor.fetchone())
-        pause = None
-        if fault_time is not None:
-            cursor.execute(
-                "SELECT max(gap) FROM (SELECT extract(epoch FROM sent_at - lag(sent_at) OVER (ORDER BY sent_at)) gap"
-                " FROM notifications_notification WHERE api_key_id = %s AND sent_at IS NOT NULL"
-                " AND sent_at >= to_timestamp(%s) - interval '2 seconds') g", [key_id, fault_time])
-            pause = cursor.fetchone()[0]
-    return {"reclaimed": reclaimed, "first_created": first_created, "last_sent": last_sent,
-            "longest_pause_after_fault_s": round(float(pause), 2) if pause is not None else None}
+__all__ = ["FAULTS", "Scenario", "format_report", "main", "run_scenario"]
 
 
 def run_scenario(cluster, scenario: Scenario, workdir: Path, *, log=print) -> dict:
@@ -340,14 +83,14 @@ def run_scenario(cluster, scenario: Scenario, workdir: Path, *, log=print) -> di
             time.sleep(0.05)
         smtp_port = int(port_file.read_text())
 
-    procs = _Processes(workdir, _stack_env(cluster, scenario, workdir, smtp_port))
+    procs = Processes(workdir, stack_env(cluster, scenario, workdir, smtp_port))
     api_port = free_port()
     url = f"http://127.0.0.1:{api_port}"
     fault: dict = {}
     try:
         started = time.monotonic()
-        _start_stack(procs, scenario, api_port)
-        _wait_ready(cluster, procs, url, scenario.ready_timeout)
+        start_stack(procs, scenario, api_port)
+        wait_ready(cluster, procs, url, scenario.ready_timeout)
         report["stack_ready_s"] = round(time.monotonic() - started, 1)
         log(f"[{scenario.fault}] stack ready in {report['stack_ready_s']}s; posting {scenario.notifications} "
             f"notifications ({scenario.clients} clients, batches of {scenario.batch_size})")
@@ -372,7 +115,7 @@ def run_scenario(cluster, scenario: Scenario, workdir: Path, *, log=print) -> di
                     procs.kill("worker-normal-host-a")
                     fault["killed"] = "normal@host-a (process group, SIGKILL)"
                 fault["accepted_at_fault"] = accepted_so_far[0]
-                fault["status_at_fault"] = _status_counts(key_id)
+                fault["status_at_fault"] = status_counts(key_id)
                 log(f"[{scenario.fault}] fault injected after {accepted_so_far[0]} accepted: "
                     f"{fault.get('killed', 'none')}; statuses then {fault['status_at_fault']}")
             except Exception as exc:  # noqa: BLE001 - reported, the run goes on
@@ -388,7 +131,7 @@ def run_scenario(cluster, scenario: Scenario, workdir: Path, *, log=print) -> di
                 fired.set()
                 threading.Thread(target=inject, name="fault", daemon=True).start()
 
-        load = asyncio.run(_post_all(url, issued.raw, scenario, tag, on_progress))
+        load = asyncio.run(post_all(url, issued.raw, scenario, tag, on_progress))
         load_s = max(load.ended - load.started, 1e-9)
         log(f"[{scenario.fault}] {len(load.accepted)} accepted in {load_s:.1f}s ({len(load.accepted) / load_s:.0f}/s); "
             f"{load.retries} retried requests {load.errors or ''}")
@@ -399,7 +142,7 @@ def run_scenario(cluster, scenario: Scenario, workdir: Path, *, log=print) -> di
         accepted = len(set(load.accepted))
         last_print = 0.0
         while True:
-            counts = _status_counts(key_id)
+            counts = status_counts(key_id)
             total, sent = sum(counts.values()), counts.get("sent", 0)
             if sent >= accepted and total == sent:
                 break
@@ -410,7 +153,7 @@ def run_scenario(cluster, scenario: Scenario, workdir: Path, *, log=print) -> di
                 log(f"[{scenario.fault}] waiting: {counts}")
             time.sleep(0.5)
         drain_s = time.monotonic() - drain_started
-        figures = _after_drain_figures(key_id, fault.get("at"))
+        figures = after_drain_figures(key_id, fault.get("at"))
 
         smtp: dict = {}
         if counter is not None:

@@ -4,7 +4,7 @@
 
 `make run` starts honcho this way, so the Procfile's own ``${VARIABLES}`` (ports, pools,
 concurrency) see the values of ``.env`` (or ``NOTIFIER_DOTENV``) just as every process's settings
-do. The real environment wins, as in config/settings.py: ``DEBUG=0 make run`` runs with DEBUG off
+do. The real environment wins, as in config/settings/base.py: ``DEBUG=0 make run`` runs with DEBUG off
 whatever ``.env`` says.
 """
 from __future__ import annotations

@@ -3,10 +3,10 @@ is deep, at most NOTIFIER_BACKLOG_WAIT seconds, and is accepted in any case."""
 import pytest
 from rest_framework import status
 
-from apps.notifications import backlog
-from apps.notifications.backlog import Backlog, queue_depth
+from apps.notifications.intake import backpressure as backlog
+from apps.notifications.intake.backpressure import Backlog, queue_depth
 from apps.notifications.models import Notification
-from apps.notifications.queues import publish_deliveries
+from apps.notifications.outbox import publish_deliveries
 
 
 class FakeTime:
@@ -101,7 +101,7 @@ def test_a_batch_waits_for_a_deep_queue_and_is_then_created(api, monkeypatch, se
     time = FakeTime()
     room, asked = _backlog({"notifications.normal": [200, 200, 10]}, time)
     monkeypatch.setattr(backlog, "_backlog", room)
-    monkeypatch.setattr("apps.notifications.services.enqueue_after_commit", lambda items, **options: None)
+    monkeypatch.setattr("apps.notifications.outbox.publish", lambda items, **options: None)
     settings.NOTIFIER_BACKLOG_MAX, settings.NOTIFIER_BACKLOG_WAIT = 30, 2.0
     items = [{"channel": "email", "to": f"u{i}@example.com", "subject": "s", "body": "b"} for i in range(3)]
     response = api.post("/api/v1/notifications/batch/", {"notifications": items}, format="json")

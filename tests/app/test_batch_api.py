@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 
-from apps.notifications.batch import ItemValidator
+from apps.notifications.intake.items import ItemValidator
+from apps.notifications.intake.validation import NotificationInputSerializer
 from apps.notifications.models import Notification, NotificationEvent
-from apps.notifications.validation import NotificationInputSerializer
 from apps.recipients.models import Recipient
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +28,7 @@ def _email(i: int, **extra) -> dict:
 def no_publish(monkeypatch):
     """These tests look at the rows and the answer; delivery is covered by the integration tests."""
     published = []
-    monkeypatch.setattr("apps.notifications.services.publish_deliveries", lambda items: published.extend(items))
+    monkeypatch.setattr("apps.notifications.outbox.publish_deliveries", lambda items: published.extend(items))
     return published
 
 
@@ -269,7 +269,7 @@ def test_a_batch_encodes_its_json_values_through_fastjson(api, no_publish, monke
     st.text(max_size=200), st.integers(min_value=-(2 ** 63) + 1, max_value=2 ** 63 - 1), st.booleans(), st.none()),
     max_size=12))
 def test_the_size_bound_of_flat_metadata_is_never_below_its_json_size(value):
-    from apps.notifications.batch import _flat_json_size_bound
+    from apps.notifications.intake.items import _flat_json_size_bound
 
     assert _flat_json_size_bound(value) >= len(json.dumps(value))
 

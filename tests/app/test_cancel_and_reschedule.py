@@ -6,7 +6,7 @@ from django.utils import timezone
 from rest_framework import status
 from rest_framework.test import APIClient
 
-from apps.notifications import delivery
+from apps.notifications import lifecycle, maintenance, store
 from apps.notifications.models import Notification, NotificationEvent, Status
 
 pytestmark = pytest.mark.django_db
@@ -63,7 +63,7 @@ def test_it_cancels_a_queued_notification_and_the_worker_then_skips_it(api):
 
     assert response.status_code == status.HTTP_200_OK
     assert response.json()["status"] == "cancelled"
-    assert delivery.claim([notification_id], timezone.now()) == []
+    assert store.claim([notification_id], timezone.now()) == []
     assert Notification.objects.get(pk=notification_id).status == Status.CANCELLED
 
 
@@ -74,7 +74,7 @@ def test_it_cancels_a_notification_waiting_for_a_retry(api):
     response = api.post(f"/api/v1/notifications/{notification_id}/cancel/")
 
     assert response.status_code == status.HTTP_200_OK
-    assert delivery.dispatch_due() == 0
+    assert maintenance.dispatch_due() == 0
     assert Notification.objects.get(pk=notification_id).status == Status.CANCELLED
 
 
@@ -180,9 +180,9 @@ def test_rescheduling_to_a_past_time_releases_it_on_the_next_dispatch(api, djang
     assert response.status_code == 200
     from unittest import mock
 
-    with mock.patch("apps.notifications.delivery.enqueue_after_commit") as enqueue:
+    with mock.patch("apps.notifications.outbox.publish") as enqueue:
         with django_capture_on_commit_callbacks(execute=True):
-            assert delivery.dispatch_due() == 1
+            assert maintenance.dispatch_due() == 1
     assert [str(i) for i, _ in enqueue.call_args.args[0]] == [notification_id]
     assert Notification.objects.get(pk=notification_id).status == Status.QUEUED
 
@@ -254,10 +254,10 @@ def test_the_dispatcher_expires_pending_notifications_past_their_expiry_but_not_
     Notification.objects.filter(pk__in=[backlog, held, claimed]).update(expires_at=past)
     _set_status(claimed, Status.SENDING)
 
-    assert delivery.expire_overdue() == 2
+    assert lifecycle.expire_overdue() == 2
 
     statuses = {str(k): v for k, v in Notification.objects.values_list("id", "status")}
     assert statuses == {backlog: "expired", held: "expired", claimed: "sending", alive: "queued"}
     assert _event_statuses(backlog) == ["queued", "expired"]
     assert Notification.objects.get(pk=held).next_attempt_at is None
-    assert delivery.claim([backlog], timezone.now()) == []  # the backlog message is then skipped
+    assert store.claim([backlog], timezone.now()) == []  # the backlog message is then skipped

@@ -11,18 +11,20 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from apps.notifications import delivery
+from apps.notifications import outbox
+from apps.notifications.delivery import worker
+from apps.notifications.intake.create import notifications_create
 from apps.notifications.models import Notification, NotificationEvent
-from apps.notifications.services import NotificationSpec, notifications_create
+from apps.notifications.specs import NotificationSpec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
 def _fresh_pace():
-    delivery.pace.reset()
+    worker.pace.reset()
     yield
-    delivery.pace.reset()
+    worker.pace.reset()
 
 
 @pytest.fixture
@@ -67,7 +69,7 @@ def test_a_chunk_that_does_not_fit_its_deadline_records_what_it_sent_and_republi
     relay.delay = 0.15  # the first call (10 mails) takes 1.5 s: past the deadline
     ids = _emails(30)
 
-    counts = delivery.deliver_chunk(ids)
+    counts = worker.deliver_chunk(ids)
 
     assert counts == {"sent": 10, "queued": 20}
     statuses = _statuses(ids)
@@ -84,7 +86,7 @@ def test_a_chunk_that_does_not_fit_its_deadline_records_what_it_sent_and_republi
     pending, rounds = halves, 0
     while pending and rounds < 10:
         for chunk in pending:
-            delivery.deliver_chunk(chunk)
+            worker.deliver_chunk(chunk)
         pending, rounds = _published("notifications.normal"), rounds + 1
     assert set(_statuses(ids).values()) == {"sent"}
     assert sorted(m["X-Notifier-Id"] for m in relay.messages) == sorted(ids)
@@ -93,10 +95,10 @@ def test_a_chunk_that_does_not_fit_its_deadline_records_what_it_sent_and_republi
 def test_results_from_a_slow_relay_are_recorded_call_by_call(relay, settings):
     settings.NOTIFIER_CHUNK_DEADLINE = 5.0  # calls of about 0.5 s
     relay.delay = 0.1
-    delivery.pace.observe("email", 1, 0.1)
+    worker.pace.observe("email", 1, 0.1)
     ids = _emails(12)
 
-    assert delivery.deliver_chunk(ids) == {"sent": 12}
+    assert worker.deliver_chunk(ids) == {"sent": 12}
 
     writes = Notification.objects.filter(id__in=ids).values("sent_at").distinct().count()
     assert writes >= 2  # not one write at the end of the chunk
@@ -108,7 +110,7 @@ def test_a_provider_that_answers_at_once_gets_one_result_write_per_chunk(setting
     ids = _emails(200)
 
     with CaptureQueriesContext(connection) as queries:
-        assert delivery.deliver_chunk(ids) == {"sent": 200}
+        assert worker.deliver_chunk(ids) == {"sent": 200}
 
     result_writes = [q for q in queries.captured_queries if "unnest(" in q["sql"]]
     assert len(result_writes) == 1
@@ -116,7 +118,7 @@ def test_a_provider_that_answers_at_once_gets_one_result_write_per_chunk(setting
 
 def test_a_soft_time_limit_mid_chunk_keeps_what_was_sent_and_puts_back_what_was_never_handed_over(relay, settings):
     settings.NOTIFIER_CHUNK_DEADLINE = 9.0  # calls of about 0.9 s: three mails, then more
-    delivery.pace.observe("email", 1, 0.3)
+    worker.pace.observe("email", 1, 0.3)
     relay.delay = 0.05
     ids = _emails(20)
     main = threading.get_ident()
@@ -134,7 +136,7 @@ def test_a_soft_time_limit_mid_chunk_keeps_what_was_sent_and_puts_back_what_was_
     previous = signal.signal(signal.SIGUSR1, soft_limit)
     try:
         with pytest.raises(SoftTimeLimitExceeded):
-            delivery.deliver_chunk(ids)
+            worker.deliver_chunk(ids)
     finally:
         signal.signal(signal.SIGUSR1, previous)
 
@@ -153,25 +155,24 @@ def test_the_chunk_deadline_is_at_most_half_of_each_time_limit(settings):
     settings.NOTIFIER_CHUNK_DEADLINE = 60
     settings.CELERY_TASK_SOFT_TIME_LIMIT, settings.CELERY_TASK_TIME_LIMIT = 270, 300
     settings.NOTIFIER_CLAIM_TIMEOUT = 330
-    assert delivery.chunk_deadline() == 60
+    assert worker.chunk_deadline() == 60
     settings.CELERY_TASK_SOFT_TIME_LIMIT = 40
-    assert delivery.chunk_deadline() == 20
-    assert delivery.chunk_deadline(soft=10, hard=12) == 5  # the limits a task's message carries win
+    assert worker.chunk_deadline() == 20
+    assert worker.chunk_deadline(soft=10, hard=12) == 5  # the limits a task's message carries win
     settings.CELERY_TASK_SOFT_TIME_LIMIT = settings.CELERY_TASK_TIME_LIMIT = None
     settings.NOTIFIER_CLAIM_TIMEOUT = 30
-    assert delivery.chunk_deadline() == 15
+    assert worker.chunk_deadline() == 15
 
 
 def test_a_soft_time_limit_while_republishing_marks_the_rows_due_and_is_raised(purge_queues, monkeypatch):
     """The dispatcher then publishes them within a second, instead of the sweep after NOTIFIER_REQUEUE_AFTER."""
-    from apps.notifications import services
 
     ids = _emails(4)
 
     def interrupted(items, **kwargs):
         raise SoftTimeLimitExceeded()
 
-    monkeypatch.setattr(services, "publish_deliveries", interrupted)
+    monkeypatch.setattr(outbox, "publish_deliveries", interrupted)
     with pytest.raises(SoftTimeLimitExceeded):
-        services._publish_or_mark_due([(i, "normal") for i in ids], chunk_size=2)
+        outbox.publish_or_mark_due([(i, "normal") for i in ids], chunk_size=2)
     assert Notification.objects.filter(id__in=ids, next_attempt_at__isnull=False).count() == 4

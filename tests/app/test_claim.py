@@ -4,9 +4,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from apps.notifications import delivery
+from apps.notifications import store
+from apps.notifications.delivery import results as delivery_results
 from apps.notifications.models import Notification, Status
 from apps.notifications.selectors import notifications_load_deferred
+from apps.notifications.specs import Result
 
 
 def _create(api, n=3):
@@ -23,11 +25,11 @@ def _create(api, n=3):
 def _check_claim(ids):
     expected = {str(n.pk): n for n in Notification.objects.filter(pk__in=ids)}
     now = timezone.now()
-    claimed = delivery.claim(ids, now)
+    claimed = store.claim(ids, now)
     assert sorted(str(n.pk) for n in claimed) == sorted(ids)
     for n in claimed:
         before = expected[str(n.pk)]
-        for column in delivery.CLAIM_COLUMNS:
+        for column in store.CLAIM_COLUMNS:
             attname = Notification._meta.get_field(column).attname
             assert getattr(n, attname) == getattr(before, attname), column
         assert (n.status, n.claimed_at, n.updated_at, n.next_attempt_at) == (Status.SENDING, now, now, None)
@@ -39,7 +41,7 @@ def _check_claim(ids):
         notifications_load_deferred(claimed, ("metadata",))
         assert sorted(n.metadata["order"] for n in claimed) == [0, 1, 2]
     assert len(queries) == 1
-    assert delivery.claim(ids, now) == []  # claimed once
+    assert store.claim(ids, now) == []  # claimed once
 
 
 @pytest.mark.django_db
@@ -53,13 +55,13 @@ def test_a_claim_with_binary_rows_returns_the_columns_delivery_needs(api):
 
 
 def _deliver_results(claimed, status=Status.SENT):
-    delivery.record_results([delivery.Result(n, status, provider="null", detail="accepted") for n in claimed])
+    delivery_results.record_results([Result(n, status, provider="null", detail="accepted") for n in claimed])
 
 
 @pytest.mark.django_db(transaction=True)
 def test_results_find_their_rows_by_the_version_the_claim_wrote(api):
     ids = _create(api)
-    claimed = delivery.claim(ids, timezone.now())
+    claimed = store.claim(ids, timezone.now())
     assert all(isinstance(n.claim_tid, str) and n.claim_tid.startswith("(") for n in claimed)
     with CaptureQueriesContext(connection) as queries:
         _deliver_results(claimed)
@@ -73,7 +75,7 @@ def test_results_find_their_rows_by_the_version_the_claim_wrote(api):
 @pytest.mark.django_db(transaction=True)
 def test_a_row_whose_version_moved_since_its_claim_still_gets_its_result_once(api):
     ids = _create(api)
-    claimed = delivery.claim(ids, timezone.now())
+    claimed = store.claim(ids, timezone.now())
     # Another write to one row (an operator's edit, say) leaves its claimed version behind.
     Notification.objects.filter(pk=ids[1]).update(metadata={"edited": True})
     _deliver_results(claimed)
@@ -86,7 +88,7 @@ def test_a_row_whose_version_moved_since_its_claim_still_gets_its_result_once(ap
 @pytest.mark.django_db(transaction=True)
 def test_a_result_for_a_row_no_longer_sending_leaves_the_row_alone(api):
     ids = _create(api, n=1)
-    claimed = delivery.claim(ids, timezone.now())
+    claimed = store.claim(ids, timezone.now())
     Notification.objects.filter(pk=ids[0]).update(status=Status.QUEUED)  # the sweep put it back
     _deliver_results(claimed)
     n = Notification.objects.get(pk=ids[0])
@@ -140,21 +142,20 @@ def test_results_are_found_by_ctid_even_where_the_statistics_promise_no_sending_
     """Analyzed while every row was `sent` (a new deployment, the benchmark after its clean-up), the
     planner read the table and joined each row against every result (quadratic in the chunk)."""
     from apps.apikeys.services import api_key_create
-    from apps.notifications import services
-    from apps.notifications.batch import validate_notification
+    from apps.notifications.intake.items import validate_notification
 
     key = api_key_create(name="plan").api_key
 
     def insert(n):
         specs = [validate_notification(channel="email", data={"to": f"u{i}@example.com", "subject": "s", "body": "b"})
                  for i in range(n)]
-        return services.notifications_insert(specs=specs, api_key_ids=[key.pk] * n, now=timezone.now())
+        return store.insert_notifications(specs=specs, api_key_ids=[key.pk] * n, now=timezone.now())
 
     insert(300)
     Notification.objects.update(status=Status.SENT)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE notifications_notification")
-    claimed = delivery.claim([str(n.id) for n in insert(500)], timezone.now())
+    claimed = store.claim([str(n.id) for n in insert(500)], timezone.now())
     assert len(claimed) == 500
 
     assert "Seq Scan on notifications_notification" in _result_plan(claimed, as_sent=False)  # the trap

@@ -8,10 +8,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from apps.notifications import delivery
+from apps.notifications import maintenance, store
+from apps.notifications.commands import notifications_requeue
+from apps.notifications.intake.create import notifications_create
 from apps.notifications.models import Notification, NotificationEvent
-from apps.notifications.queues import process_dead_letters
-from apps.notifications.services import NotificationSpec, notifications_create, notifications_requeue
+from apps.notifications.outbox import process_dead_letters
+from apps.notifications.specs import NotificationSpec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,7 +24,7 @@ def _claimed_by_a_worker_that_never_finished(count=1, *, timeouts=0) -> list[str
     ids = [str(n.id) for n in notifications_create(specs=specs)]
     Notification.objects.filter(id__in=ids).update(claim_timeouts=timeouts)
     long_ago = timezone.now() - timedelta(seconds=400)  # NOTIFIER_CLAIM_TIMEOUT is 330 s
-    assert len(delivery.claim(ids, long_ago)) == count
+    assert len(store.claim(ids, long_ago)) == count
     return ids
 
 
@@ -35,7 +37,7 @@ def _dead_letters() -> list[dict]:
 def test_a_row_whose_claim_timed_out_is_put_back_with_the_timeout_counted(purge_queues):
     [notification_id] = _claimed_by_a_worker_that_never_finished()
 
-    assert delivery.sweep() == {"reclaimed": 1, "republished": 0, "failed": 0}
+    assert maintenance.sweep() == {"reclaimed": 1, "republished": 0, "failed": 0}
 
     row = Notification.objects.get(pk=notification_id)
     assert (row.status, row.claim_timeouts, row.attempts) == ("queued", 1, 0)
@@ -46,7 +48,7 @@ def test_a_row_whose_claim_timed_out_is_put_back_with_the_timeout_counted(purge_
 def test_a_row_whose_claim_timed_out_three_times_ends_failed_in_the_dead_letter_queue(purge_queues):
     ids = _claimed_by_a_worker_that_never_finished(2, timeouts=2)
 
-    assert delivery.sweep() == {"reclaimed": 0, "republished": 0, "failed": 2}
+    assert maintenance.sweep() == {"reclaimed": 0, "republished": 0, "failed": 2}
 
     for row in Notification.objects.filter(id__in=ids):
         assert (row.status, row.claim_timeouts, row.attempts) == ("failed", 3, 0)
@@ -59,12 +61,12 @@ def test_a_row_whose_claim_timed_out_three_times_ends_failed_in_the_dead_letter_
     assert set(letters) == set(ids)
     assert all(letter["attempts"] == 0 and letter["last_error"] == "delivery never completed (claimed 3 times)"
                for letter in letters.values())
-    assert delivery.sweep()["failed"] == 0  # failed once
+    assert maintenance.sweep()["failed"] == 0  # failed once
 
 
 def test_a_replayed_notification_starts_its_claim_timeouts_again(purge_queues):
     [notification_id] = _claimed_by_a_worker_that_never_finished(timeouts=2)
-    delivery.sweep()
+    maintenance.sweep()
 
     assert notifications_requeue(ids=[notification_id], detail="replayed") == 1
 

@@ -4,7 +4,7 @@ import socket
 import pytest
 from django.utils import timezone
 
-from apps.notifications.delivery import deliver_chunk
+from apps.notifications.delivery.worker import deliver_chunk
 from apps.notifications.models import Notification
 from notifier import circuit
 from notifier.channels.registry import providers_for

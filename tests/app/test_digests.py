@@ -12,7 +12,7 @@ from django.utils import timezone
 from rest_framework import status
 
 from apps.apikeys.services import api_key_create
-from apps.notifications import delivery
+from apps.notifications.delivery import worker
 from apps.notifications.models import Category, Notification, NotificationEvent, Status
 from apps.recipients.models import Recipient
 from apps.templating.models import Template
@@ -198,7 +198,7 @@ def test_members_take_the_digest_messages_final_status_with_a_pointer_to_it(api,
     _release()
     [message] = _digest_messages()
     with TestCase.captureOnCommitCallbacks(execute=True):
-        assert delivery.deliver_chunk([str(message.id)]) == {"sent": 1}
+        assert worker.deliver_chunk([str(message.id)]) == {"sent": 1}
     assert _release()["digests_settled"] == 1
 
     for notification_id in ids:
@@ -296,8 +296,8 @@ def test_a_group_another_dispatcher_holds_is_skipped_and_released_once(api, alic
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_creates_join_one_open_group(alice, api_key):
-    from apps.notifications.batch import validate_notification
-    from apps.notifications.services import notifications_create
+    from apps.notifications.intake.items import validate_notification
+    from apps.notifications.intake.create import notifications_create
 
     errors = []
 

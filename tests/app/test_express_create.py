@@ -11,8 +11,9 @@ from django.core.wsgi import get_wsgi_application
 from django.db import connections
 
 from apps.apikeys.services import api_key_check, api_key_create
-from apps.notifications import groupcommit, services
+from apps.notifications import outbox, store
 from apps.notifications.api.express import ExpressCreate
+from apps.notifications.intake import groupcommit
 from apps.notifications.models import Notification, NotificationEvent
 from apps.recipients.models import Recipient
 from apps.recipients.services import preferences_update
@@ -68,7 +69,7 @@ class Served:
 def published(monkeypatch):
     """What the committer publishes (recorded instead of sent)."""
     calls: list = []
-    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, **options: calls.extend(items))
+    monkeypatch.setattr(outbox, "publish", lambda items, **options: calls.extend(items))
     return calls
 
 
@@ -226,13 +227,13 @@ def test_concurrent_requests_are_created_together_and_each_gets_its_own_row(key,
 
 
 def test_a_failed_commit_answers_500_and_the_committer_carries_on(key, published, monkeypatch):
-    real = services.notifications_insert
-    monkeypatch.setattr(services, "notifications_insert", lambda **kw: (_ for _ in ()).throw(RuntimeError("db down")))
+    real = store.insert_notifications
+    monkeypatch.setattr(store, "insert_notifications", lambda **kw: (_ for _ in ()).throw(RuntimeError("db down")))
     served = Served()
     status, headers, body = served.post("/api/v1/notifications/email/", EMAIL, key.raw)
     assert status == 500 and json.loads(body)["errors"]["detail"] == ["Internal server error."]
     assert headers["x-request-id"]
-    monkeypatch.setattr(services, "notifications_insert", real)
+    monkeypatch.setattr(store, "insert_notifications", real)
     assert served.post("/api/v1/notifications/email/", EMAIL, key.raw)[0] == 202
     assert served.django_paths == []
 
@@ -266,7 +267,7 @@ def test_the_lane_is_off_when_configured_so(key, published, settings):
     assert served.django_paths == ["/api/v1/notifications/email/"]
 
 
-def _headers_sent_by(client: str) -> list[tuple[bytes, bytes]]:
+def _headers_sent_by(client: str, tmp_path) -> list[tuple[bytes, bytes]]:
     """The request headers a common HTTP client really sends for a JSON POST (caught by a local socket)."""
     import shutil
     import socket
@@ -280,14 +281,17 @@ def _headers_sent_by(client: str) -> list[tuple[bytes, bytes]]:
     port = server.getsockname()[1]
 
     def serve():
-        conn, _ = server.accept()
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(65536)
-            caught.append(data.split(b"\r\n\r\n", 1)[0])
-            conn.sendall(b"HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\ncontent-length: 2\r\n"
-                         b"connection: close\r\n\r\n{}")
+        while not caught:
+            conn, _ = server.accept()
+            with conn:
+                data = chunk = b""
+                while b"\r\n\r\n" not in data and (chunk := conn.recv(65536)):
+                    data += chunk
+                if b"\r\n\r\n" not in data:
+                    continue  # a connection closed without a request (wrk opens one first to check the address)
+                caught.append(data.split(b"\r\n\r\n", 1)[0])
+                conn.sendall(b"HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\ncontent-length: 2\r\n"
+                             b"connection: close\r\n\r\n{}")
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -314,6 +318,14 @@ def _headers_sent_by(client: str) -> list[tuple[bytes, bytes]]:
             pytest.skip("no curl here")
         subprocess.run(["curl", "-s", "-o", "/dev/null", "-X", "POST", url, "-H", "Authorization: Bearer x",
                         "-H", "Content-Type: application/json", "-d", json.dumps(EMAIL)], check=True, timeout=10)
+    elif client == "wrk":  # only Host and the script's headers; it reconnects after this server's close
+        if not shutil.which("wrk"):
+            pytest.skip("no wrk here")
+        script = tmp_path / "post.lua"
+        script.write_text(f"wrk.method = 'POST'\nwrk.body = '{json.dumps(EMAIL)}'\n"
+                          "wrk.headers['Content-Type'] = 'application/json'\n"
+                          "wrk.headers['Authorization'] = 'Bearer x'\n")
+        subprocess.run(["wrk", "-t1", "-c1", "-d1s", "-s", str(script), url], capture_output=True, timeout=20)
     elif client == "axios-like":  # what axios and several browser libraries send
         import requests
 
@@ -325,11 +337,11 @@ def _headers_sent_by(client: str) -> list[tuple[bytes, bytes]]:
     return [(n, v) for n, v in headers if n not in (b"host", b"content-length", b"authorization")]
 
 
-@pytest.mark.parametrize("client", ["httpx", "requests", "aiohttp", "curl", "axios-like"])
-def test_the_requests_common_clients_send_are_answered_by_the_lane(key, published, client):
+@pytest.mark.parametrize("client", ["httpx", "requests", "aiohttp", "curl", "wrk", "axios-like"])
+def test_the_requests_common_clients_send_are_answered_by_the_lane(key, published, client, tmp_path):
     """Each client's own headers (Accept, Accept-Encoding, User-Agent, Connection...) keep the request
     on the express lane: none of them is handed to Django's slower request cycle."""
-    headers = _headers_sent_by(client)
+    headers = _headers_sent_by(client, tmp_path)
     served = Served()
     status, _, body = served.post("/api/v1/notifications/email/", EMAIL, key.raw, headers)
     assert status == 202, body

@@ -9,7 +9,7 @@ from django.test import TestCase
 from django.utils import timezone
 from rest_framework import status
 
-from apps.notifications import delivery
+from apps.notifications.delivery import worker
 from apps.notifications.models import Category, Notification, Status
 from apps.recipients.models import Recipient
 from apps.workflows import fallback
@@ -37,7 +37,7 @@ def _in_app(api, steps=EMAIL_AFTER_2, recipient="alice", **extra):
 
 def _deliver(*ids):
     with TestCase.captureOnCommitCallbacks(execute=True):
-        return delivery.deliver_chunk([str(i) for i in ids])
+        return worker.deliver_chunk([str(i) for i in ids])
 
 
 def _release(seconds_later):

@@ -4,7 +4,7 @@ from cryptography.fernet import Fernet
 from django.core.checks import run_checks
 from django.db import connection
 
-from apps.notifications.delivery import deliver_chunk
+from apps.notifications.delivery.worker import deliver_chunk
 from apps.notifications.models import Notification
 from apps.recipients.models import Recipient
 

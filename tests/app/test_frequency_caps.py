@@ -73,7 +73,8 @@ def test_categories_without_a_cap_are_never_capped(api):
 
 def test_a_batch_of_specs_costs_one_redis_script_call(marketing_capped, monkeypatch):
     from apps.notifications import caps
-    from apps.notifications.services import NotificationSpec, notifications_create
+    from apps.notifications.intake.create import notifications_create
+    from apps.notifications.specs import NotificationSpec
 
     real = caps.cap_limiter()
     calls = []

@@ -7,8 +7,9 @@ from django.db import connection
 from rest_framework import status
 from rest_framework.test import APIClient
 
-from apps.notifications import groupcommit, services
-from apps.notifications.batch import validate_notification
+from apps.notifications import outbox, policy, store
+from apps.notifications.intake import groupcommit
+from apps.notifications.intake.items import validate_notification
 from apps.notifications.models import Notification, NotificationEvent
 from apps.providers.models import Suppression
 
@@ -41,7 +42,7 @@ def _post_concurrently(raw_key: str, bodies: list[dict]) -> list:
 def publishes(monkeypatch):
     """Record what the committer publishes (instead of publishing)."""
     calls: list[list] = []
-    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, **options: calls.append(list(items)))
+    monkeypatch.setattr(outbox, "publish", lambda items, **options: calls.append(list(items)))
     return calls
 
 
@@ -82,14 +83,14 @@ def _ticket(api_key, to):
 
 
 def test_a_failing_insert_fails_only_the_request_it_belongs_to(api_key, publishes, monkeypatch):
-    real_insert = services.notifications_insert
+    real_insert = store.insert_notifications
 
     def insert(*, specs, api_key_ids, now, **options):
         if any(s.to == "poison@example.com" for s in specs):
             raise RuntimeError("this row cannot be inserted")
         return real_insert(specs=specs, api_key_ids=api_key_ids, now=now, **options)
 
-    monkeypatch.setattr(services, "notifications_insert", insert)
+    monkeypatch.setattr(store, "insert_notifications", insert)
     tickets = [_ticket(api_key, to) for to in ["a@example.com", "poison@example.com", "b@example.com"]]
     groupcommit.create_group(tickets)
     assert isinstance(tickets[1].error, RuntimeError) and tickets[1].result is None
@@ -103,9 +104,9 @@ def test_a_failing_insert_fails_only_the_request_it_belongs_to(api_key, publishe
 
 
 def test_a_failing_policy_check_reruns_each_request_alone(api_key, monkeypatch):
-    real = services.policy.at_acceptance
+    real = policy.at_acceptance
     published = []
-    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, **options: published.extend(items))
+    monkeypatch.setattr(outbox, "publish", lambda items, **options: published.extend(items))
 
     def at_acceptance(specs, now):
         if len(specs) > 1:
@@ -129,7 +130,7 @@ def test_a_committer_error_reaches_every_waiting_request_and_the_thread_lives_on
     with pytest.raises(ZeroDivisionError):
         committer.submit([spec("a@example.com")], api_key.api_key)
     monkeypatch.undo()
-    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, **options: None)
+    monkeypatch.setattr(outbox, "publish", lambda items, **options: None)
     [notification] = committer.submit([spec("b@example.com")], api_key.api_key)
     assert Notification.objects.get(id=notification.id).status == "queued"
     committer.stop()
@@ -149,7 +150,7 @@ def test_the_committer_health_checks_its_connection_only_after_a_pause(api_key, 
         return real(self)
 
     monkeypatch.setattr(DatabaseWrapper, "is_usable", is_usable)
-    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, **options: None)
+    monkeypatch.setattr(outbox, "publish", lambda items, **options: None)
     spec = lambda to: validate_notification(channel="email", data={"to": to, "subject": "s", "body": "b"})  # noqa: E731
     committer = groupcommit.GroupCommitter(max_items=10, wait=10)
     try:
@@ -195,10 +196,10 @@ def slow_broker(monkeypatch):
         assert release.wait(10), "the test never released the broker"
         confirmed.extend(str(i) for i, _ in items)
 
-    monkeypatch.setattr(services, "publish_deliveries", publish)
+    monkeypatch.setattr(outbox, "publish_deliveries", publish)
     yield release, confirmed
     release.set()
-    services.publisher_drain()
+    outbox.publisher_drain()
 
 
 def test_a_request_is_answered_once_committed_and_its_publish_follows(api_key, slow_broker):
@@ -209,7 +210,7 @@ def test_a_request_is_answered_once_committed_and_its_publish_follows(api_key, s
     assert Notification.objects.get(id=response.json()["id"]).status == "queued"
     assert confirmed == []
     release.set()
-    assert services.publisher_drain(timeout=10)
+    assert outbox.publisher_drain(timeout=10)
     assert confirmed == [response.json()["id"]]
 
 
@@ -228,10 +229,10 @@ def test_a_failed_publish_after_the_answer_leaves_the_row_due_for_the_dispatcher
     def broker_down(items):
         raise ConnectionError("broker unreachable")
 
-    monkeypatch.setattr(services, "publish_deliveries", broker_down)
+    monkeypatch.setattr(outbox, "publish_deliveries", broker_down)
     response = _single(api_key.raw, "ada@example.com")
     assert response.status_code == status.HTTP_202_ACCEPTED
-    assert services.publisher_drain(timeout=10)
+    assert outbox.publisher_drain(timeout=10)
 
     row = Notification.objects.get(id=response.json()["id"])
     assert row.status == "queued" and row.next_attempt_at is not None  # the dispatcher publishes it

@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from rest_framework import status
 
-from apps.notifications.delivery import deliver_chunk
+from apps.notifications.delivery.worker import deliver_chunk
 from apps.notifications.models import Notification
 from apps.templating.models import Template
 from apps.templating.services import clear_cache

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from apps.inbox.models import InboxState
 from apps.inbox.tokens import recipient_token_issue
-from apps.notifications import delivery
+from apps.notifications.delivery import worker
 from apps.notifications.models import Notification
 from apps.recipients.models import Recipient
 
@@ -37,7 +37,7 @@ def _deliver(*ids):
     # The result hooks (the inbox among them) run after the results' commit: inside the test's
     # transaction, when the callbacks are executed.
     with TestCase.captureOnCommitCallbacks(execute=True):
-        return delivery.deliver_chunk(list(ids))
+        return worker.deliver_chunk(list(ids))
 
 
 def _token_client(recipient, **kwargs):

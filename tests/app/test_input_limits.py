@@ -4,8 +4,8 @@ import json
 import pytest
 from rest_framework import status
 
+from apps.notifications.intake.validation import MAX_BATCH_ITEMS, SMS_MAX_SEGMENTS
 from apps.notifications.models import Notification
-from apps.notifications.validation import MAX_BATCH_ITEMS, SMS_MAX_SEGMENTS
 
 pytestmark = pytest.mark.django_db
 

@@ -2,8 +2,9 @@
 import pytest
 from django.contrib.auth import get_user_model
 
+from apps.notifications.intake.create import notifications_create
 from apps.notifications.models import Notification, Status
-from apps.notifications.services import NotificationSpec, notifications_create
+from apps.notifications.specs import NotificationSpec
 
 pytestmark = pytest.mark.django_db
 

@@ -212,7 +212,7 @@ def test_serve_metrics_exposes_this_hosts_process_counters(tmp_path):
     metrics.notifications_entered([("push", "otp", "high", "expired")] * 3)
     port = closed_port()
     proc = subprocess.Popen([sys.executable, "manage.py", "serve_metrics", "--port", str(port), "--address",
-                             "127.0.0.1"], cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.test_settings"},
+                             "127.0.0.1"], cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         def body():
@@ -237,7 +237,7 @@ def test_the_api_logs_an_accepted_notification_as_json_with_its_id_and_request_i
 
     from notifier.logs import JsonFormatter, RequestIdFilter
 
-    with caplog.at_level(logging.INFO, logger="apps.notifications.services"):
+    with caplog.at_level(logging.INFO, logger="apps.notifications.lifecycle"):
         response = api.post("/api/v1/notifications/email/", {"to": "dave@example.com", "subject": "Hi", "body": "Yo"},
                             format="json", HTTP_X_REQUEST_ID="req-api-log-1")
     assert response.status_code == status.HTTP_202_ACCEPTED

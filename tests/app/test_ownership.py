@@ -243,7 +243,7 @@ def test_a_recipient_token_opens_only_the_inbox_of_the_recipient_it_was_minted_f
     a.put("/api/v1/recipients/user-42/", {}, format="json")
     b.put("/api/v1/recipients/user-42/", {}, format="json")
     a_id = _send(a, "in_app", {"recipient": "user-42", "title": "for A", "body": "b"})
-    from apps.notifications.delivery import deliver_chunk
+    from apps.notifications.delivery.worker import deliver_chunk
 
     with TestCase.captureOnCommitCallbacks(execute=True):  # the result hooks run after the commit
         deliver_chunk([a_id])
@@ -319,7 +319,7 @@ def test_an_endpoint_registered_by_a_channel_restricted_key_hears_of_those_chann
 
 
 def test_a_delivery_result_makes_webhook_deliveries_for_its_own_projects_endpoints_only(a, b, settings):
-    from apps.notifications.delivery import deliver_chunk
+    from apps.notifications.delivery.worker import deliver_chunk
     from apps.webhooks import selectors
 
     a_endpoint, b_endpoint = _register(a), _register(b)

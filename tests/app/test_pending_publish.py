@@ -6,10 +6,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from apps.notifications import delivery, groupcommit, services
-from apps.notifications.batch import validate_notification
+from apps.notifications import lifecycle, outbox
+from apps.notifications.intake import groupcommit
+from apps.notifications.intake.create import notifications_create
+from apps.notifications.intake.items import validate_notification
 from apps.notifications.models import Notification, NotificationEvent, PendingPublish
-from apps.notifications.services import NotificationSpec, notifications_create, notifications_insert
+from apps.notifications.specs import NotificationSpec
+from apps.notifications.store import insert_notifications as notifications_insert
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the publisher thread's own connection sees the rows
 
@@ -30,10 +33,10 @@ def held_broker(monkeypatch):
         assert release.wait(10), "the test never released the broker"
         published.extend(str(i) for i, _ in items)
 
-    monkeypatch.setattr(services, "publish_deliveries", publish)
+    monkeypatch.setattr(outbox, "publish_deliveries", publish)
     yield release, published
     release.set()
-    services.publisher_drain()
+    outbox.publisher_drain()
 
 
 def test_a_group_commit_writes_one_entry_with_its_rows_and_the_confirmed_publish_deletes_it(api_key, held_broker):
@@ -47,7 +50,7 @@ def test_a_group_commit_writes_one_entry_with_its_rows_and_the_confirmed_publish
     [entry] = PendingPublish.objects.all()
     assert str(entry.id) == ids[0]  # the group's first queued row
     release.set()
-    assert services.publisher_drain(timeout=10)
+    assert outbox.publisher_drain(timeout=10)
     assert sorted(published) == sorted(ids)
     assert not PendingPublish.objects.exists()
 
@@ -56,7 +59,7 @@ def test_a_batch_by_copy_writes_one_entry_keyed_by_its_first_queued_row_and_sett
     release, published = held_broker
     release.set()
     created = notifications_create(specs=_specs(40, scheduled=3))  # > bulk.SMALL_BATCH rows: COPY
-    assert services.publisher_drain(timeout=10)
+    assert outbox.publisher_drain(timeout=10)
 
     assert len(published) == 37
     assert not PendingPublish.objects.exists()
@@ -67,9 +70,9 @@ def test_a_failed_publish_marks_the_rows_due_and_deletes_their_entry(monkeypatch
     def broker_down(items):
         raise ConnectionError("broker unreachable")
 
-    monkeypatch.setattr(services, "publish_deliveries", broker_down)
+    monkeypatch.setattr(outbox, "publish_deliveries", broker_down)
     created = notifications_create(specs=_specs(2))
-    assert services.publisher_drain(timeout=10)
+    assert outbox.publisher_drain(timeout=10)
 
     assert all(n.next_attempt_at is not None for n in Notification.objects.filter(id__in=[c.id for c in created]))
     assert not PendingPublish.objects.exists()
@@ -85,18 +88,18 @@ def test_the_dispatcher_makes_due_only_queued_unclaimed_rows_of_entries_older_th
     assert [str(p) for p in pending] == [str(queued.id)]
 
     settings.NOTIFIER_PUBLISH_GRACE = 60
-    assert delivery.recover_unconfirmed_publishes() == 0  # its web process may still confirm it
+    assert lifecycle.recover_unconfirmed_publishes() == 0  # its web process may still confirm it
     assert PendingPublish.objects.count() == 1
 
     settings.NOTIFIER_PUBLISH_GRACE = 0.001
-    assert delivery.recover_unconfirmed_publishes() == 1
+    assert lifecycle.recover_unconfirmed_publishes() == 1
     assert not PendingPublish.objects.exists()
     assert Notification.objects.get(id=queued.id).next_attempt_at is not None
     for other in (scheduled, claimed, sent):
         assert Notification.objects.get(id=other.id).next_attempt_at == other.next_attempt_at
     assert NotificationEvent.objects.filter(notification_id=queued.id,
                                             detail="republished: its publish was never confirmed").count() == 1
-    assert delivery.recover_unconfirmed_publishes() == 0
+    assert lifecycle.recover_unconfirmed_publishes() == 0
 
 
 def test_with_no_grace_no_entry_is_written_and_nothing_is_recovered(settings):
@@ -105,4 +108,4 @@ def test_with_no_grace_no_entry_is_written_and_nothing_is_recovered(settings):
     notifications_insert(specs=_specs(2), api_key_ids=[None] * 2, now=timezone.now(), pending=pending)
 
     assert pending == [] and not PendingPublish.objects.exists()
-    assert delivery.recover_unconfirmed_publishes() == 0
+    assert lifecycle.recover_unconfirmed_publishes() == 0

@@ -7,6 +7,7 @@ import json
 import pytest
 from rest_framework import status
 
+from apps.notifications import outbox
 from apps.notifications.models import Notification
 from apps.recipients.models import Recipient
 
@@ -19,7 +20,7 @@ ACCEPTED = ["+12025550123", "+447911123456"]
 
 @pytest.fixture
 def no_publish(monkeypatch):
-    monkeypatch.setattr("apps.notifications.services.publish_deliveries", lambda items: None)
+    monkeypatch.setattr("apps.notifications.outbox.publish_deliveries", lambda items: None)
 
 
 @pytest.mark.parametrize("number", REFUSED)
@@ -85,10 +86,9 @@ def test_the_recipient_admin_refuses_a_phone_that_is_not_a_valid_e164_number(adm
 @pytest.mark.django_db(transaction=True)  # the express lane's committer has its own connection
 def test_the_express_lane_refuses_a_number_that_is_not_a_valid_e164_number(monkeypatch):
     from apps.apikeys.services import api_key_check, api_key_create
-    from apps.notifications import services
     from tests.app.test_express_create import Served
 
-    monkeypatch.setattr(services, "enqueue_after_commit", lambda items, **options: None)
+    monkeypatch.setattr(outbox, "publish", lambda items, **options: None)
     key = api_key_create(name="express")
     assert api_key_check(key.raw) is not None
     served = Served()

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from apps.notifications.delivery import deliver_chunk
+from apps.notifications.delivery.worker import deliver_chunk
 from apps.notifications.models import Notification
 
 

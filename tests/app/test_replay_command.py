@@ -7,8 +7,9 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from apps.notifications.intake.create import notifications_create
 from apps.notifications.models import Notification, Status
-from apps.notifications.services import NotificationSpec, notifications_create
+from apps.notifications.specs import NotificationSpec
 from apps.providers.models import Suppression
 from apps.providers.services import SuppressionInput, suppressions_record
 from apps.recipients.models import Recipient

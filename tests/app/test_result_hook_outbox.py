@@ -17,9 +17,11 @@ from django.utils import timezone
 
 from apps.apikeys.models import Project
 from apps.inbox.models import InboxState
-from apps.notifications import delivery, outbox, tasks
+from apps.notifications import resulthooks, tasks
+from apps.notifications.delivery import worker
+from apps.notifications.intake.create import notifications_create
 from apps.notifications.models import Notification, NotificationEvent, ResultHookOutbox
-from apps.notifications.services import NotificationSpec, notifications_create
+from apps.notifications.specs import NotificationSpec
 from apps.recipients.models import Recipient
 from apps.webhooks import selectors
 from apps.webhooks.services import webhook_endpoint_create
@@ -64,7 +66,7 @@ def test_a_failing_result_hook_leaves_the_sent_results_recorded_and_nothing_is_s
     endpoint = webhook_endpoint_create(url="http://127.0.0.1:9/hook", events=["notification.sent"])
     ids = _emails(5)
 
-    assert delivery.deliver_chunk(ids) == {"sent": 5}
+    assert worker.deliver_chunk(ids) == {"sent": 5}
 
     # The provider accepted them and that is recorded, though the webhook fan-out failed.
     assert set(Notification.objects.filter(id__in=ids).values_list("status", flat=True)) == {"sent"}
@@ -79,19 +81,19 @@ def test_a_failing_result_hook_leaves_the_sent_results_recorded_and_nothing_is_s
     assert row.next_attempt_at > timezone.now()  # a back-off, for the beat job
 
     # The chunk's message delivered again: nothing left to claim, nothing sent again.
-    assert delivery.deliver_chunk(ids) == {}
+    assert worker.deliver_chunk(ids) == {}
     assert len(relay.messages) == 5
 
     # The fan-out works again: the beat job's retry makes the events, once.
     webhook_inserts_fail.repair()
-    assert outbox.run_due(now=timezone.now() + timedelta(minutes=1)) == {"ran": 1, "failed": 0}
+    assert resulthooks.run_due(now=timezone.now() + timedelta(minutes=1)) == {"ran": 1, "failed": 0}
     events = _webhook_events()
     assert sorted(e["data"]["id"] for e in events) == sorted(ids)
     assert {(e["type"], e["data"]["status"], e["data"]["attempts"]) for e in events} == {
         ("notification.sent", "sent", 1)}
     assert {n.to for n in Notification.objects.filter(channel="webhook")} == {str(endpoint.id)}
     assert not ResultHookOutbox.objects.exists()
-    assert outbox.run_due(now=timezone.now() + timedelta(hours=1)) == {"ran": 0, "failed": 0}
+    assert resulthooks.run_due(now=timezone.now() + timedelta(hours=1)) == {"ran": 0, "failed": 0}
     assert len(_webhook_events()) == 5 and len(relay.messages) == 5
 
 
@@ -102,19 +104,19 @@ def test_a_result_hook_that_keeps_failing_backs_off_then_is_dead_in_the_admin_wh
     ids = _emails(2)
     start = timezone.now()
 
-    delivery.deliver_chunk(ids)  # attempt 1, by the worker right after its commit
+    worker.deliver_chunk(ids)  # attempt 1, by the worker right after its commit
     first = ResultHookOutbox.objects.get()
     assert 3.5 <= (first.next_attempt_at - start).total_seconds() <= 10  # about 5 s
-    assert outbox.run_due(now=start + timedelta(hours=1)) == {"ran": 0, "failed": 1}
+    assert resulthooks.run_due(now=start + timedelta(hours=1)) == {"ran": 0, "failed": 1}
     second = ResultHookOutbox.objects.get()
     assert second.attempts == 2
     assert (second.next_attempt_at - (start + timedelta(hours=1))).total_seconds() >= 7  # about 10 s: doubled
-    with caplog.at_level(logging.ERROR, logger="apps.notifications.outbox"):
-        assert outbox.run_due(now=start + timedelta(hours=2)) == {"ran": 0, "failed": 1}
+    with caplog.at_level(logging.ERROR, logger="apps.notifications.resulthooks"):
+        assert resulthooks.run_due(now=start + timedelta(hours=2)) == {"ran": 0, "failed": 1}
     dead = ResultHookOutbox.objects.get()
     assert dead.attempts == 3 and dead.dead_at is not None and dead.next_attempt_at is None
     assert any("given up" in r.getMessage() for r in caplog.records)
-    assert outbox.run_due(now=start + timedelta(days=30)) == {"ran": 0, "failed": 0}  # dead: left alone
+    assert resulthooks.run_due(now=start + timedelta(days=30)) == {"ran": 0, "failed": 0}  # dead: left alone
     assert set(Notification.objects.filter(id__in=ids).values_list("status", flat=True)) == {"sent"}
 
     staff = get_user_model().objects.create_user("operator", "op@example.com", "pw-operator-123",
@@ -139,9 +141,9 @@ def test_hook_rows_left_behind_by_a_process_that_died_after_the_commit_are_run_b
         # A worker that records the results and dies right after the commit, before its hooks.
         died = stack.python(
             "import os\n"
-            "from apps.notifications import delivery, outbox\n"
-            "outbox.run = lambda ids: os._exit(9)\n"
-            f"delivery.deliver_chunk({ids!r})\n"
+            "from apps.notifications import resulthooks\nfrom apps.notifications.delivery import worker\n"
+            "resulthooks.run = lambda ids: os._exit(9)\n"
+            f"worker.deliver_chunk({ids!r})\n"
             "os._exit(0)\n",
             name="dies-after-commit", env={"NOTIFIER_WEBHOOK_ALLOW_PRIVATE": "1"})
         assert died.popen.wait(60) == 9, died.output()
@@ -154,7 +156,7 @@ def test_hook_rows_left_behind_by_a_process_that_died_after_the_commit_are_run_b
 
     # Not at once: a new row is left to its writer for a few seconds; then the beat job runs both.
     assert tasks.result_hooks() == {"ran": 0, "failed": 0}
-    ran = wait_for(lambda: tasks.result_hooks()["ran"], timeout=outbox.GRACE + 30, interval=0.5,
+    ran = wait_for(lambda: tasks.result_hooks()["ran"], timeout=resulthooks.GRACE + 30, interval=0.5,
                    message="the beat job to run the rows left behind")
     assert ran == 2
     inbox = InboxState.objects.filter(recipient=alice).values_list("notification_id", flat=True)
@@ -171,7 +173,7 @@ def test_results_no_hook_listens_to_write_no_outbox_row(settings, purge_queues):
     ids = _emails(200)
     selectors.subscriptions()  # the endpoint table, cached by each process (reloaded every 5 s)
     with CaptureQueriesContext(connection) as queries:
-        assert delivery.deliver_chunk(ids) == {"sent": 200}
+        assert worker.deliver_chunk(ids) == {"sent": 200}
     # The suppression check, then BEGIN, the results' one statement, COMMIT (the claim goes through
     # psycopg's own cursor, not captured here). Nothing after the commit.
     sql = [q["sql"] for q in queries.captured_queries]
@@ -184,6 +186,6 @@ def test_results_no_hook_listens_to_write_no_outbox_row(settings, purge_queues):
     selectors.clear_cache()
     ids = _emails(200)
     with CaptureQueriesContext(connection) as queries:
-        assert delivery.deliver_chunk(ids) == {"sent": 200}
+        assert worker.deliver_chunk(ids) == {"sent": 200}
     assert not any(ResultHookOutbox._meta.db_table in q["sql"] for q in queries.captured_queries)
     assert not ResultHookOutbox.objects.exists() and not Notification.objects.filter(channel="webhook").exists()

@@ -75,7 +75,7 @@ def _events(bodies):
 
 def _run(env):
     return subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.test_settings", **env})
+                          env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", **env})
 
 
 def test_an_error_reaches_sentry_with_release_and_environment_and_no_personal_data(sentry_server):
@@ -167,7 +167,7 @@ def test_sentry_errors_transactions_breadcrumbs_and_logs_hold_no_address_credent
     port = sentry_server.server_address[1]
     result = subprocess.run(
         [sys.executable, "-c", SECRETS_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.test_settings", "TEST_SECRETS": json.dumps(values),
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "TEST_SECRETS": json.dumps(values),
              "SENTRY_DSN": f"http://publickey@127.0.0.1:{port}/1", "SENTRY_TRACES_SAMPLE_RATE": "1.0",
              "SENTRY_ENABLE_LOGS": "1", "LOG_LEVEL": "INFO"})
     assert result.returncode == 0, result.stderr

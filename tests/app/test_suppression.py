@@ -5,7 +5,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework import status
 
-from apps.notifications.delivery import deliver_chunk
+from apps.notifications.delivery.worker import deliver_chunk
 from apps.notifications.models import Notification
 from apps.providers.checks import suppressed_at_acceptance
 from apps.providers.models import Suppression
@@ -70,7 +70,7 @@ def test_a_category_specific_unsubscribe_leaves_other_categories(api):
 
 
 def test_the_acceptance_check_is_one_query_for_a_whole_batch(django_assert_num_queries):
-    from apps.notifications.services import NotificationSpec
+    from apps.notifications.specs import NotificationSpec
 
     _suppress("email", "x5@example.com")
     specs = [NotificationSpec(channel="email", category="transactional", priority="normal",

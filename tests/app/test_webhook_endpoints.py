@@ -5,7 +5,7 @@ import pytest
 from django.test import TestCase
 from rest_framework import status
 
-from apps.notifications import delivery
+from apps.notifications.delivery import worker
 from apps.notifications.models import Notification
 from apps.recipients.models import Recipient
 from apps.webhooks.models import WebhookEndpoint
@@ -30,7 +30,7 @@ def _deliver(ids):
     # The result hooks (webhook events among them) run after the results' commit: inside the test's
     # transaction, when the callbacks are executed.
     with TestCase.captureOnCommitCallbacks(execute=True):
-        return delivery.deliver_chunk(ids)
+        return worker.deliver_chunk(ids)
 
 
 def _register(api, url="http://127.0.0.1:9/hook", events=("notification.sent",), **extra):

@@ -107,17 +107,21 @@ def test_full_batches_through_the_procfile_web_server_are_all_answered(stack):
 
 def test_bench_httpx_client_mode_drives_the_procfile_web_server_with_httpx(stack):
     """``--client httpx``: the same load through httpx.AsyncClient (its own headers, headers and body
-    written apart), on the server ``make run`` starts; singles and a batch are all answered and sent."""
+    written apart), on the server ``make run`` starts; singles (from two processes, ``--processes 2``)
+    and a batch are all answered and sent, and the report has the client's CPU per request."""
     from tests.webserver import start_web
 
     base = start_web(stack, env=NULL_PROVIDERS)
     stack.worker(concurrency=2, env=NULL_PROVIDERS)
 
-    singles = _bench(url=base, mode="single", client="httpx", clients=4, limit=40, duration=60, drain_timeout=60)
+    singles = _bench(url=base, mode="single", client="httpx", clients=4, processes=2, limit=40, duration=60,
+                     drain_timeout=60)
     batch = _bench(url=base, mode="batch", client="httpx", clients=2, batch_size=100, limit=200, duration=60,
                    drain_timeout=60)
 
     assert singles["client"] == "httpx" and singles["errors"] == {}
     assert singles["accepted"] >= 40 and singles["by_status"] == {"sent": singles["accepted"]}
     assert singles["request_latency_s"]["single"]["n"] == singles["requests"]
+    assert singles["processes"] == 2 and singles["client_cpu_ms_per_request"] > 0
+    assert batch["processes"] == 1 and batch["client_cpu_s"] > 0
     assert batch["errors"] == {} and batch["accepted"] >= 200 and batch["by_status"] == {"sent": batch["accepted"]}

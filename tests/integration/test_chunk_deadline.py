@@ -14,9 +14,10 @@ import pytest
 from django.db.models import Count
 from rest_framework import status
 
+from apps.notifications.intake.create import notifications_create
 from apps.notifications.models import Notification, NotificationEvent
-from apps.notifications.queues import process_dead_letters
-from apps.notifications.services import NotificationSpec, notifications_create
+from apps.notifications.outbox import process_dead_letters
+from apps.notifications.specs import NotificationSpec
 from tests.stack import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -5,8 +5,9 @@ from collections import Counter
 import pytest
 from django.test import override_settings
 
+from apps.notifications.intake.create import notifications_create
 from apps.notifications.models import Notification
-from apps.notifications.services import NotificationSpec, notifications_create
+from apps.notifications.specs import NotificationSpec
 from tests.stack import wait_for
 
 pytestmark = pytest.mark.integration

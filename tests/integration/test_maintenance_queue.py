@@ -4,8 +4,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from apps.notifications.intake.create import notifications_create
 from apps.notifications.models import Notification, NotificationEvent
-from apps.notifications.services import NotificationSpec, notifications_create
+from apps.notifications.specs import NotificationSpec
 from notifier.devtools.smtp_sink import SmtpSink
 from tests.stack import wait_for
 

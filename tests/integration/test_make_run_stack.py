@@ -98,7 +98,7 @@ class MakeRun:
                     if k in os.environ}
         self.env.update({
             "CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/{quote(vhost, safe='')}",
-            "DATABASE_URL": os.environ["DATABASE_URL"],  # the test database (config.test_settings)
+            "DATABASE_URL": os.environ["DATABASE_URL"],  # the test database (config.settings.test)
             "REDIS_URL": settings.REDIS_URL,
             "NOTIFIER_DOTENV": str(self.dotenv),
             "WEB_PORT": str(self.web_port), "FLOWER_PORT": str(self.flower_port),

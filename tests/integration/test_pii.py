@@ -78,7 +78,7 @@ def test_task_messages_carry_ids_not_addresses(transactional_db, purge_queues):
     response_ids.append(client.post("/api/v1/notifications/sms/",
                                     json={"to": PHONE, "body": "b", "priority": "high"}).json()["id"])
     # The 202 means committed; the confirmed publish follows on the web process's publisher thread.
-    from apps.notifications.services import publisher_drain
+    from apps.notifications.outbox import publisher_drain
 
     assert publisher_drain(timeout=10)
     messages = []

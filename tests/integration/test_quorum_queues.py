@@ -19,7 +19,8 @@ AUTH = ("guest", "guest")
 CREATE = """
 import django
 django.setup()
-from apps.notifications.services import NotificationSpec, notifications_create
+from apps.notifications.intake.create import notifications_create
+from apps.notifications.specs import NotificationSpec
 [n] = notifications_create(specs=[NotificationSpec(channel="email", category="otp", priority="high",
                                                    content={"subject": "Code", "body": "123456"}, to="q@example.com")])
 print(n.id)
@@ -61,7 +62,7 @@ def test_a_worker_delivers_from_quorum_queues(quorum_vhost, stack, smtp_sink):
         assert queues[name]["arguments"]["x-dead-letter-exchange"] == settings.NOTIFIER_DEAD_EXCHANGE
 
     created = subprocess.run([sys.executable, "-c", CREATE], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                             env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.test_settings", **env})
+                             env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", **env})
     assert created.returncode == 0, created.stderr
     notification_id = created.stdout.strip().splitlines()[-1]
 

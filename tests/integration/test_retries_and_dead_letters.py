@@ -5,7 +5,7 @@ import pytest
 from django.core.management import call_command
 
 from apps.notifications.models import Notification
-from apps.notifications.queues import process_dead_letters
+from apps.notifications.outbox import process_dead_letters
 from apps.providers.models import Suppression
 from tests.stack import wait_for
 

@@ -13,8 +13,9 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework import status
 
+from apps.notifications.intake.create import notifications_create
 from apps.notifications.models import Notification, NotificationEvent, Status
-from apps.notifications.services import NotificationSpec, notifications_create
+from apps.notifications.specs import NotificationSpec
 from tests.stack import ALL_QUEUES, wait_for
 
 pytestmark = pytest.mark.integration
@@ -147,7 +148,7 @@ def test_a_rescheduled_notification_goes_at_its_new_time(api, stack, smtp_sink):
 
 DISPATCH_LOOP = """
 import time
-from apps.notifications.delivery import dispatch_due
+from apps.notifications.maintenance import dispatch_due
 end = time.monotonic() + {seconds}
 while time.monotonic() < end:
     dispatch_due(limit={limit})
@@ -251,7 +252,7 @@ SWEEP_FAST = {"NOTIFIER_REQUEUE_AFTER": "2", "NOTIFIER_SWEEP_INTERVAL": "1", "NO
 
 @pytest.mark.slow
 def test_a_notification_whose_publish_was_dropped_is_sent_by_the_sweep(api, stack, smtp_sink):
-    with mock.patch("apps.notifications.services.enqueue_after_commit") as dropped:
+    with mock.patch("apps.notifications.outbox.publish") as dropped:
         lost = _post_email(api, to="lost@example.com")["id"]
     assert dropped.called  # the row committed, its message never published
     assert _status(lost) == Status.QUEUED
@@ -268,7 +269,7 @@ def test_a_notification_whose_publish_was_dropped_is_sent_by_the_sweep(api, stac
 
 @pytest.mark.slow
 def test_a_notification_left_sending_by_a_dead_worker_is_put_back_and_sent(api, stack, smtp_sink):
-    with mock.patch("apps.notifications.services.enqueue_after_commit"):
+    with mock.patch("apps.notifications.outbox.publish"):
         stuck = _post_email(api, to="stuck@example.com")["id"]
     long_ago = timezone.now() - timedelta(seconds=30)
     Notification.objects.filter(pk=stuck).update(status=Status.SENDING, claimed_at=long_ago)

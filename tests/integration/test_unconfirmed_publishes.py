@@ -15,10 +15,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.notifications.models import Notification, NotificationEvent, PendingPublish
-from apps.notifications.queues import publish_deliveries
-from apps.notifications.services import NotificationSpec, notifications_insert
-from tests.webserver import start_web
+from apps.notifications.outbox import publish_deliveries
+from apps.notifications.specs import NotificationSpec
+from apps.notifications.store import insert_notifications as notifications_insert
 from tests.stack import wait_for
+from tests.webserver import start_web
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from apps.notifications import queues
+from apps.notifications import outbox
 from apps.notifications.models import Notification
 from apps.recipients.models import Recipient
 from tests.stack import wait_for
@@ -96,7 +96,7 @@ def test_a_500ing_endpoint_is_retried_then_dead_lettered_and_disabled(api, stack
         assert statuses.count("sending") == 4 and statuses[-1] == "failed"
 
         letters = []
-        queues.process_dead_letters(limit=None, select=lambda letter: letter["id"] == str(hook.pk),
+        outbox.process_dead_letters(limit=None, select=lambda letter: letter["id"] == str(hook.pk),
                                     handle=letters.append, consume=True)
         assert [(letter["id"], letter["attempts"]) for letter in letters] == [(str(hook.pk), 4)]
         assert "HTTP 500" in letters[0]["last_error"]

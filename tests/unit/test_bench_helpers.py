@@ -1,4 +1,4 @@
-"""Pure parts of notifier.bench: percentiles and /proc sampling."""
+"""Pure parts of notifier.bench: percentiles, /proc sampling, the load spread over processes."""
 import os
 
 from notifier.bench import ProcSampler, percentile, summarize
@@ -47,38 +47,32 @@ def test_memory_growth_is_measured_from_the_end_of_the_warm_up():
     assert rss_growth([], warmup=30.0) == {}
 
 
-def test_a_real_client_http_exchange_over_the_lean_load_connection():
-    import asyncio
-    import json
+def test_the_load_is_split_over_processes_in_proportion_to_their_clients():
+    from notifier.bench import LoadConfig, split_config
 
-    from notifier.bench import _Connection
+    cfg = LoadConfig(url="http://x", api_key="k", mode="single", clients=7, rate=700.0, high_rate=14.0, limit=70)
 
-    async def exchange():
-        seen = []
+    parts = split_config(cfg, 3, start_at=123.0)
 
-        async def serve(reader, writer):
-            for _ in range(2):  # two requests on one keep-alive connection
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = int([line.split(b":")[1] for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length")][0])
-                seen.append((head.split(b"\r\n")[0], json.loads(await reader.readexactly(length))))
-                body = b'{"id": "x", "status": "queued"}'
-                writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-                await writer.drain()
-            writer.close()
+    assert [p.clients for p in parts] == [3, 2, 2]
+    assert [p.rate for p in parts] == [300.0, 200.0, 200.0] and sum(p.high_rate for p in parts) == 14.0
+    assert [p.limit for p in parts] == [30, 20, 20] and {p.start_at for p in parts} == {123.0}
+    assert [p.clients for p in split_config(cfg, 10, start_at=0.0)] == [1] * 7  # no process without a client
+    assert split_config(LoadConfig(url="http://x", api_key="k", clients=4), 2, start_at=0.0)[0].limit == 0
 
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        conn = _Connection(f"http://127.0.0.1:{port}", "k3y")
-        answers = [await conn.post("/api/v1/notifications/email/", json.dumps({"n": n}).encode()) for n in (1, 2)]
-        conn.close()
-        server.close()
-        await server.wait_closed()
-        return seen, answers
 
-    seen, answers = asyncio.run(exchange())
+def test_the_results_of_the_processes_add_up():
+    from notifier.bench import LoadResult, merge_results
 
-    assert [s[0] for s in seen] == [b"POST /api/v1/notifications/email/ HTTP/1.1"] * 2
-    assert [s[1] for s in seen] == [{"n": 1}, {"n": 2}]
-    assert answers == [(202, b'{"id": "x", "status": "queued"}')] * 2
+    first, second = LoadResult(started=10.0, ended=40.0), LoadResult(started=9.5, ended=41.0)
+    first.accepted, first.requests, first.client_cpu_s = 100, 100, 1.5
+    second.accepted, second.requests, second.rejected_items, second.client_cpu_s = 50, 60, 10, 0.5
+    first.latencies["single"] += [0.1, 0.2]
+    second.latencies["single"] += [0.3]
+    second.errors["HTTP 500"] += 1
+
+    merged = merge_results([first, second])
+
+    assert (merged.started, merged.ended, merged.processes) == (9.5, 41.0, 2)
+    assert (merged.accepted, merged.requests, merged.rejected_items, merged.client_cpu_s) == (150, 160, 10, 2.0)
+    assert sorted(merged.latencies["single"]) == [0.1, 0.2, 0.3] and merged.errors == {"HTTP 500": 1}

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rest_framework.renderers import JSONRenderer as DRFJSONRenderer
 
-from apps.notifications.api.renderers import JSONRenderer
+from apps.api.renderers import JSONRenderer
 from notifier import fastjson
 
 json_values = st.recursive(

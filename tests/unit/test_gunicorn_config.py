@@ -7,7 +7,8 @@ CONFIG = str(Path(__file__).resolve().parents[2] / "config" / "gunicorn.py")
 
 
 def _load(monkeypatch, **env):
-    for name in ("GUNICORN_REUSE_PORT", "GUNICORN_ACCESSLOG", "GUNICORN_KEEPALIVE", "LOG_FORMAT", "DEBUG"):
+    for name in ("GUNICORN_REUSE_PORT", "GUNICORN_ACCESSLOG", "GUNICORN_KEEPALIVE", "LOG_FORMAT", "DEBUG", "GUNICORN_BIND",
+                 "WEB_PORT", "WEB_CONNECTIONS", "WEB_CONCURRENCY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NOTIFIER_DOTENV", "/nonexistent/notifier-dotenv")  # not the repo's .env
     for name, value in env.items():
@@ -64,3 +65,17 @@ def test_the_log_format_follows_debug_when_debug_is_only_in_the_dotenv(monkeypat
     dotenv.write_text("DEBUG=1\n")
     assert "logconfig_dict" not in _load(monkeypatch, NOTIFIER_DOTENV=str(dotenv))  # plain, like the app's
     assert "logconfig_dict" in _load(monkeypatch, NOTIFIER_DOTENV=str(dotenv), DEBUG="0")  # the environment wins
+
+
+def test_the_config_is_the_procfiles_asgi_set_up(monkeypatch):
+    """The Procfile's web line names the app and this file only: worker class, port and connections are here."""
+    procfile = dict(line.split(": ", 1) for line in (Path(CONFIG).parents[1] / "Procfile").read_text().splitlines()
+                    if line.strip())
+    assert procfile["web"] == ".venv/bin/gunicorn config.asgi:application -c config/gunicorn.py"
+    config = _load(monkeypatch)
+    assert (config["worker_class"], config["bind"], config["workers"], config["worker_connections"]) == (
+        "asgi", "0.0.0.0:8000", 2, 1000)
+    assert config["control_socket_disable"] is True
+    moved = _load(monkeypatch, WEB_PORT="9123", WEB_CONNECTIONS="50", WEB_CONCURRENCY="3")
+    assert (moved["bind"], moved["worker_connections"], moved["workers"]) == ("0.0.0.0:9123", 50, 3)
+    assert _load(monkeypatch, WEB_PORT="9123", GUNICORN_BIND="127.0.0.1:7000")["bind"] == "127.0.0.1:7000"

@@ -1,7 +1,7 @@
 """The coalescing publisher: many small submits, few publishes, every item exactly once."""
 import threading
 
-from apps.notifications.publisher import CoalescingPublisher
+from notifier.batching import CoalescingPublisher
 
 
 def test_concurrent_submits_share_one_publish_and_every_caller_is_released():

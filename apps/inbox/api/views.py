@@ -5,11 +5,11 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.notifications.api.errors import not_found_response
+from apps.api.errors import not_found_response
+from apps.api.pagination import CheckedCursorPagination
 from apps.ops.dbrouter import reads_from_replica
 
 from ..authentication import ApiKeyOrRecipientTokenAuthentication
@@ -52,10 +52,8 @@ def _flag(params, name: str, *, allow_all: bool = False, default=None):
     raise ValidationError({name: ["Must be true or false" + (" or all." if allow_all else ".")]})
 
 
-class InboxPagination(CursorPagination):
+class InboxPagination(CheckedCursorPagination):
     ordering = "-notification_id"  # newest first: notification ids are time-ordered UUIDs
-    page_size = 50
-    page_size_query_param = "page_size"
     max_page_size = 200
 
     def get_paginated_response(self, data, unread_count: int = 0):

@@ -34,7 +34,7 @@ from django.http.request import split_domain_port, validate_host
 from notifier import metrics
 from notifier.context import clean_request_id, new_request_id
 
-from ..groupcommit import ExpressTicket, group_committer
+from ..intake.groupcommit import ExpressTicket, group_committer
 from ..models import API_CHANNELS
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class ExpressCreate:
         # Django's security headers for a plain and a secure request (None: Django redirects it).
         self.security_headers = {secure: _security_headers(next(iter(self.paths)), secure)
                                  for secure in (False, True)}
-        proxy = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+        proxy = settings.SECURE_PROXY_SSL_HEADER
         self.proxy_header = None
         if proxy:
             name = proxy[0].removeprefix("HTTP_").lower().replace("_", "-").encode("latin1")
@@ -90,7 +90,7 @@ class ExpressCreate:
         security = self.security_headers[secure]
         if security is None:
             return None
-        from .parsers import parse_json
+        from apps.api.parsers import parse_json
 
         try:
             item = parse_json(body)
@@ -182,9 +182,9 @@ class ExpressCreate:
         return allowed
 
     def _accepted(self, notification, security: list, request_id: str, started: float) -> tuple[int, list, bytes]:
-        from .views import _location, accepted_body
+        from .views import accepted_body, notification_location
 
-        location = (b"location", _location(notification).encode("latin1"))
+        location = (b"location", notification_location(notification).encode("latin1"))
         return self._answer(202, accepted_body(notification), [*self.base_headers, location], security,
                             request_id, started)
 
@@ -195,7 +195,7 @@ class ExpressCreate:
 
     def _answer(self, status: int, data: dict, headers: list, security: list, request_id: str,
                 started: float) -> tuple[int, list, bytes]:
-        from .renderers import JSONRenderer
+        from apps.api.renderers import JSONRenderer
 
         body = JSONRenderer().render(data)
         headers = [*headers, (b"content-length", str(len(body)).encode()), *security,
@@ -211,7 +211,7 @@ def _drf_answers_json(accept: str) -> bool:
     from rest_framework.exceptions import NotAcceptable
     from rest_framework.negotiation import DefaultContentNegotiation
 
-    from .renderers import JSONRenderer
+    from apps.api.renderers import JSONRenderer
 
     renderer = JSONRenderer()
     request = SimpleNamespace(query_params={}, META={"HTTP_ACCEPT": accept}, headers={"accept": accept})
@@ -234,7 +234,7 @@ def _security_headers(path: str, secure: bool) -> list[tuple[bytes, bytes]] | No
     environ = {"REQUEST_METHOD": "POST", "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": "",
                "SERVER_NAME": host, "SERVER_PORT": "443" if secure else "80", "HTTP_HOST": host,
                "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO(b""), "wsgi.url_scheme": "https" if secure else "http"}
-    proxy = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    proxy = settings.SECURE_PROXY_SSL_HEADER
     if secure and proxy:
         environ[proxy[0]] = proxy[1]
     chain = SecurityMiddleware(XFrameOptionsMiddleware(lambda request: HttpResponse()))
@@ -251,6 +251,6 @@ def _security_headers(path: str, secure: bool) -> list[tuple[bytes, bytes]] | No
 
 def express_create() -> ExpressCreate | None:
     """The lane, or None when ``NOTIFIER_EXPRESS_CREATE`` is off."""
-    if not getattr(settings, "NOTIFIER_EXPRESS_CREATE", True):
+    if not settings.NOTIFIER_EXPRESS_CREATE:
         return None
     return ExpressCreate()

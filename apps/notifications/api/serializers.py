@@ -56,7 +56,7 @@ class NotificationDetailSerializer(serializers.ModelSerializer):
     @extend_schema_field(WorkflowSerializer(allow_null=True))
     def get_workflow(self, obj) -> dict | None:
         """Workflows (apps.workflows): its digest (held or sent), the items of a digest message, its fallback steps."""
-        from apps.workflows.hooks import workflow_of
+        from apps.workflows.selectors import workflow_of
 
         return workflow_of(obj)
 

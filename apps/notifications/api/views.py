@@ -3,37 +3,24 @@ import threading
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.api.errors import not_found_response
+from apps.api.ownership import key_owner
+from apps.api.pagination import IdCursorPagination
 from apps.idempotency.services import HEADER as IDEMPOTENCY_HEADER
 from apps.idempotency.services import idempotent
 from apps.ops.dbrouter import reads_from_replica
 
-from ..batch import batch_max, notifications_create_batch, validate_notification
+from ..commands import Conflict, NotFound, notification_cancel, notification_reschedule, notifications_cancel_group
+from ..intake.batch import batch_max, notifications_create_batch
+from ..intake.groupcommit import notification_create_single
+from ..intake.items import validate_notification
+from ..intake.validation import AwareDateTimeField, NotificationInputSerializer
 from ..models import API_CHANNELS, Channel, Status
-from ..scheduling import Conflict, NotFound, notification_cancel, notification_reschedule, notifications_cancel_group
 from ..selectors import notification_get, notification_list, parse_uuid
-from ..services import notification_create_single
-from ..validation import AwareDateTimeField, NotificationInputSerializer
-from .errors import not_found_response
 from .serializers import NotificationAcceptedSerializer, NotificationDetailSerializer, NotificationListItemSerializer
-
-
-class IdCursorPagination(CursorPagination):
-    """Newest first; ids are time-ordered UUIDs, so the id is the cursor."""
-
-    ordering = "-id"
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
-
-    def get_paginated_response(self, data):
-        return Response({"results": data, "next": self.get_next_link()})
-
-    def get_paginated_response_schema(self, schema):
-        return {"type": "object", "properties": {"results": schema, "next": {"type": "string", "nullable": True}}}
 
 
 IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
@@ -43,14 +30,7 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
 )
 
 
-def key_owner(request) -> dict:
-    """What the request's API key may see: ``project_id`` and ``channels`` (its ``allowed_channels``; empty:
-    every channel), as the selectors and writes take them. Another owner's objects are not found (404)."""
-    key = request.auth
-    return {"project_id": key.project_id, "channels": key.allowed_channels or None}
-
-
-def _location(notification) -> str:
+def notification_location(notification) -> str:
     return f"/api/v1/notifications/{notification.id}/"
 
 
@@ -137,7 +117,7 @@ class NotificationResourceView(APIView):
         spec = validate_notification(channel=channel, data=request.data, project_id=request.auth.project_id)
         notification = notification_create_single(spec=spec, api_key=request.auth)
         body = accepted_body(notification)
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": _location(notification)})
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": notification_location(notification)})
 
     @extend_schema(
         operation_id="notifications_retrieve",

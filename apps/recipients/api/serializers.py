@@ -12,7 +12,7 @@ from django.core.validators import validate_email
 from rest_framework import serializers
 
 from apps.notifications.models import API_CHANNELS, Category
-from apps.notifications.validation import E164_MESSAGE
+from apps.notifications.intake.validation import E164_MESSAGE
 from apps.templating.locales import is_valid_locale, normalize_locale
 from notifier.addresses import is_e164
 from notifier.headers import UNSAFE as HEADER_UNSAFE

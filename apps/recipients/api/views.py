@@ -10,7 +10,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.notifications.api.errors import not_found_response
+from apps.api.errors import not_found_response
 
 from ..selectors import device_get, device_list, preferences_document, recipient_get
 from ..services import device_delete, device_register, preferences_update, recipient_erase, recipient_upsert

@@ -3,7 +3,7 @@ import json
 from rest_framework import serializers
 
 from apps.notifications.models import API_CHANNELS
-from apps.notifications.validation import AwareDateTimeField
+from apps.notifications.intake.validation import AwareDateTimeField
 
 # Fields that describe when; everything else in the body describes what to send (see services.py).
 SCHEDULE_FIELDS = ("name", "description", "enabled", "interval_seconds", "cron", "timezone", "start_at", "end_at")

@@ -4,8 +4,9 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.notifications.api.errors import not_found_response
-from apps.notifications.api.views import IdCursorPagination, key_owner
+from apps.api.errors import not_found_response
+from apps.api.ownership import key_owner
+from apps.api.pagination import IdCursorPagination
 
 from ..selectors import recurring_send_get, recurring_send_list
 from ..services import recurring_send_create, recurring_send_delete

@@ -10,12 +10,11 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.notifications.api.errors import not_found_response
+from apps.api.errors import not_found_response
+from apps.api.pagination import CheckedCursorPagination
 
 from ..models import KEY_MAX_LENGTH, KEY_MESSAGE, validate_topic_key
 from ..selectors import topic_get, topic_subscriber_count, topic_subscribers, topics_of_project
@@ -39,40 +38,13 @@ PAGE_PARAMETERS = [
 ]
 
 
-class _CheckedCursorPagination(CursorPagination):
-    """DRF's cursor pagination whose position is checked before it reaches a query: a forged cursor is a
-    404 like any other invalid cursor, never a database error."""
-
-    page_size = 50
-    page_size_query_param = "page_size"
-
-    def get_paginated_response(self, data):
-        return Response({"results": data, "next": self.get_next_link()})
-
-    def position_is_valid(self, position: str) -> bool:
-        raise NotImplementedError
-
-    def decode_cursor(self, request):
-        cursor = super().decode_cursor(request)
-        if cursor is not None and cursor.position is not None and not self.position_is_valid(cursor.position):
-            raise NotFound(self.invalid_cursor_message)
-        return cursor
-
-
-class TopicPagination(_CheckedCursorPagination):
+class TopicPagination(CheckedCursorPagination):
     ordering = "key"
-    max_page_size = 500
-
-    def position_is_valid(self, position: str) -> bool:
-        return len(position) <= KEY_MAX_LENGTH and "\x00" not in position
 
 
-class SubscriberPagination(_CheckedCursorPagination):
+class SubscriberPagination(CheckedCursorPagination):
     ordering = "recipient_id"
     max_page_size = 1000
-
-    def position_is_valid(self, position: str) -> bool:
-        return position.isascii() and position.isdigit() and len(position) < 19
 
 
 def _key_error(key: str) -> Response | None:

@@ -12,8 +12,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.notifications.api.errors import not_found_response
-from apps.notifications.api.views import IdCursorPagination, key_owner
+from apps.api.errors import not_found_response
+from apps.api.ownership import key_owner
+from apps.api.pagination import IdCursorPagination
 
 from ..selectors import endpoint_owned, endpoints_owned
 from ..services import (EndpointLimitReached, webhook_endpoint_create, webhook_endpoint_delete,

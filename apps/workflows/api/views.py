@@ -6,8 +6,8 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.notifications.api.errors import not_found_response
-from apps.notifications.api.views import key_owner
+from apps.api.errors import not_found_response
+from apps.api.ownership import key_owner
 from apps.notifications.selectors import parse_uuid
 
 from ..fallback import fallback_cancel

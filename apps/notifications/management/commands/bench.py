@@ -14,8 +14,8 @@ RabbitMQ, the load generator itself).
 """
 from __future__ import annotations
 
-import asyncio
 import json
+import os
 import threading
 import time
 import uuid
@@ -49,8 +49,11 @@ class Command(BaseCommand):
         parser.add_argument("--high-rate", type=float, default=20.0, help="mixed: high-priority singles per second.")
         parser.add_argument("--client", choices=bench.CLIENTS, default="raw",
                             help="raw: the bench's own keep-alive client on asyncio streams (cheap, so it leaves the "
-                                 "CPU to the service); httpx: httpx.AsyncClient, as Python applications call the API "
-                                 f"(one client per {bench.HTTPX_PER_CLIENT} connections). Default %(default)s.")
+                                 "CPU to the service); httpx: httpx.AsyncClient (one per connection), as Python "
+                                 "applications call the API. Default %(default)s.")
+        parser.add_argument("--processes", type=int, default=1,
+                            help="Spread the clients over this many processes (default %(default)s): a client that "
+                                 "needs more than one core for the load is otherwise the limit, not the service.")
         parser.add_argument("--channel", choices=("email", "sms"), default="email")
         parser.add_argument("--limit", type=int, default=0, help="Stop after this many accepted notifications.")
         parser.add_argument("--drain-timeout", type=float, default=300.0,
@@ -78,7 +81,7 @@ class Command(BaseCommand):
             batch_size=opts["batch_size"], channel=opts["channel"], rate=opts["rate"], high_rate=opts["high_rate"],
             tag=tag, limit=opts["limit"], client=opts["client"],
         )
-        if settings.DEBUG and getattr(settings, "DEBUG_SQL", False):
+        if settings.DEBUG and settings.DEBUG_SQL:
             self.stderr.write("warning: DEBUG_SQL is on; if the stack runs with it too, Django records every query. "
                               "Unset it for figures.")
         sampler = bench.ProcSampler(root=settings.BASE_DIR, database=settings.DATABASES["default"]["NAME"])
@@ -95,7 +98,7 @@ class Command(BaseCommand):
                                        daemon=True)
             watcher.start()
             try:
-                load = asyncio.run(bench.run_load(cfg))
+                load = bench.run_load_processes(cfg, opts["processes"])
             finally:
                 stop.set()
                 watcher.join()
@@ -201,6 +204,9 @@ class Command(BaseCommand):
                                   for k, v in latency.items()},
             "request_latency_s": {kind: bench.summarize(values) for kind, values in load.latencies.items()},
             "errors": dict(load.errors),
+            "processes": load.processes, "client_cpu_s": round(load.client_cpu_s, 2),
+            "client_cpu_ms_per_request": load.client_cpu_s / load.requests * 1000 if load.requests else None,
+            "client_cpu_share": load.client_cpu_s / load_seconds,
             "cpu_during_load": cpu_load, "cpu_until_drained": cpu_total,
         }
 
@@ -249,6 +255,11 @@ class Command(BaseCommand):
         for kind, v in sorted(r["request_latency_s"].items()):
             lines.append(f"    {kind:11s} n={v['n']:<8d} p50 {ms(v['p50'])}  p95 {ms(v['p95'])}  "
                          f"p99 {ms(v['p99'])}  max {ms(v['max'])}")
+        if r["client_cpu_ms_per_request"] is not None:
+            lines.append(f"  client CPU per request: {r['client_cpu_ms_per_request']:.2f} ms, "
+                         f"{r['client_cpu_share']:.2f} of a core in {r['processes']} process(es) "
+                         f"({os.cpu_count()} cores here); near one core per process, or near what the service "
+                         "leaves, the client is the limit, not the service")
         lines.append("  CPU seconds (share of one core) during load | until drained; RSS MB start -> end:")
         for group in ("api", "workers", "beat", "postgres", "rabbitmq", "bench"):
             a, b = r["cpu_during_load"].get(group), r["cpu_until_drained"].get(group)

@@ -1,10 +1,14 @@
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from types import SimpleNamespace
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
+from apps.notifications.commands import notifications_requeue
 from apps.notifications.models import Channel, Status
-from apps.notifications.services import failed_notifications, notifications_requeue, parse_since
+from apps.notifications.selectors import failed_notifications
 from apps.providers.checks import suppressions_stopping
 from apps.providers.models import OPT_OUT_REASONS
 from apps.providers.services import suppressions_lift
@@ -12,6 +16,18 @@ from apps.providers.services import suppressions_lift
 SKIPPED = "address on the suppression list (use --unsuppress to lift the entry and send)"
 OPTED_OUT = "the recipient opted out (unsubscribed, or STOP at the carrier); --unsuppress does not lift an opt-out"
 CHUNK = 1000
+
+
+def parse_since(value: str) -> datetime:
+    """``--since`` accepts an ISO 8601 time or a duration like 30m, 2h, 1d."""
+    value = value.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if value and value[-1] in units and value[:-1].isdigit():
+        return timezone.now() - timedelta(seconds=int(value[:-1]) * units[value[-1]])
+    parsed = datetime.fromisoformat(value)
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=dt_timezone.utc)
+    return parsed
 
 
 def _plural(count: int, one: str, many: str) -> str:

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand
 
 from apps.notifications.models import Channel
-from apps.notifications.queues import process_dead_letters
-from apps.notifications.services import notifications_requeue
+from apps.notifications.commands import notifications_requeue
+from apps.notifications.outbox import process_dead_letters
 
 
 class Command(BaseCommand):

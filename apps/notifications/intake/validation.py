@@ -19,9 +19,9 @@ from rest_framework import serializers
 from apps.workflows.validation import digest_field, fallback_field, workflow_specs  # workflows (apps.workflows)
 from notifier.sms import sms_info
 
-from .categories import category_get
-from .models import Channel, Priority
-from .services import NotificationSpec
+from ..categories import category_get
+from ..models import Channel, Priority
+from ..specs import NotificationSpec
 
 E164_MESSAGE = "Enter a phone number in E.164 format, e.g. +12025550123."
 MAX_METADATA_BYTES = 16 * 1024
@@ -34,7 +34,7 @@ SMS_MAX_SEGMENTS = 10
 MAX_BATCH_ITEMS = 1000
 
 
-def _depth(value, limit: int = MAX_JSON_DEPTH) -> int:
+def json_depth(value, limit: int = MAX_JSON_DEPTH) -> int:
     """Nesting depth of a JSON value (iterative; stops counting past ``limit``)."""
     deepest = 0
     stack = [(value, 0)]
@@ -84,7 +84,7 @@ class JSONObjectField(serializers.DictField):
             raise serializers.ValidationError("Must be a JSON object.") from exc
         if size > self.max_bytes:
             raise serializers.ValidationError(f"At most {self.max_bytes} bytes of JSON.")
-        if _depth(value) > MAX_JSON_DEPTH:
+        if json_depth(value) > MAX_JSON_DEPTH:
             raise serializers.ValidationError(f"At most {MAX_JSON_DEPTH} levels of nesting.")
         return value
 
@@ -195,7 +195,7 @@ class NotificationInputSerializer(serializers.Serializer):
         content: dict = {}
         template = attrs.get("template", "")
         if template:
-            from .content import render_template
+            from ..content import render_template
 
             try:
                 content = render_template(

@@ -15,7 +15,6 @@ import json
 import threading
 from typing import Any
 
-from django.conf import settings
 from django.core import validators as django_validators
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
@@ -23,13 +22,10 @@ from rest_framework.fields import SkipField, _UnvalidatedField, empty
 from rest_framework.serializers import as_serializer_error
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
-from . import backlog
-from .models import API_CHANNELS
-from .services import NotificationSpec, notifications_create
-from .validation import MAX_JSON_DEPTH, JSONObjectField, NotificationInputSerializer, StrictCharField, _depth
+from ..specs import NotificationSpec
+from .validation import MAX_JSON_DEPTH, JSONObjectField, NotificationInputSerializer, StrictCharField, json_depth
 
 _BAD = object()
-_CHANNELS = frozenset(c.value for c in API_CHANNELS)
 _PLAIN_CHAR_VALIDATORS = (
     django_validators.MaxLengthValidator, django_validators.MinLengthValidator,
     django_validators.ProhibitNullCharactersValidator, ProhibitSurrogateCharactersValidator,
@@ -105,7 +101,7 @@ def _lean_json_object(field: JSONObjectField):
             size = len(json.dumps(value))
         except (TypeError, ValueError):
             return _BAD
-        if size > max_bytes or _depth(value) > MAX_JSON_DEPTH:
+        if size > max_bytes or json_depth(value) > MAX_JSON_DEPTH:
             return _BAD
         return dict(value)  # DictField copies; its child field accepts any value
 
@@ -220,89 +216,22 @@ def validate_notification(*, channel: str, data: Any, project_id: int | None = N
     return item_validator(channel, project_id=project_id).validate(data)
 
 
-# --- batch -----------------------------------------------------------------------------
-
-def batch_max() -> int:
-    return getattr(settings, "NOTIFIER_BATCH_MAX", 1000)
-
+# --- recipients ------------------------------------------------------------------------
 
 def _named_recipients(items: list) -> set[str]:
     return {item["recipient"] for item in items
             if type(item) is dict and type(item.get("recipient")) is str and item["recipient"]}
 
 
-def _recipients_for(items: list, project_id: int) -> dict[str, Any]:
-    """Every recipient of ``project_id`` the batch names, in one query; unknown ids map to None."""
+def recipients_for(items: list, project_id: int) -> dict[str, Any]:
+    """Every recipient of ``project_id`` the items name, in one query; unknown ids map to None."""
     from apps.recipients.selectors import recipients_by_project
 
     return recipients_by_project({project_id: _named_recipients(items)}).get(project_id, {})
 
 
 def recipients_for_projects(items_by_project: dict[int, list]) -> dict[int, dict[str, Any]]:
-    """``_recipients_for`` of the items of several projects (a group commit's requests), in one query."""
+    """``recipients_for`` of the items of several projects (a group commit's requests), in one query."""
     from apps.recipients.selectors import recipients_by_project
 
     return recipients_by_project({p: _named_recipients(items) for p, items in items_by_project.items()})
-
-
-def _item_errors(item: Any, api_key) -> tuple[str | None, dict | None]:
-    """The item's channel, or errors about it."""
-    if type(item) is not dict:
-        return None, {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {type(item).__name__}."]}
-    channel = item.get("channel", empty)
-    if channel is empty:
-        return None, {"channel": ["This field is required."]}
-    if type(channel) is not str or channel not in _CHANNELS:
-        return None, {"channel": [f'"{channel}" is not a valid choice.']}
-    if api_key is not None and not api_key.allows_channel(channel):
-        return None, {"channel": [f"This API key may not send {channel} notifications."]}
-    return channel, None
-
-
-def notifications_validate_batch(*, items: list, api_key) -> list[NotificationSpec | dict]:
-    """For each item in order, its ``NotificationSpec`` or its error dict."""
-    from .api.errors import _as_lists
-
-    if api_key is not None:
-        project_id = api_key.project_id
-    else:
-        from apps.apikeys.models import default_project_id
-
-        project_id = default_project_id()
-    context = {"recipients": _recipients_for(items, project_id), "project_id": project_id}
-    validators: dict[str, ItemValidator] = {}  # this thread's, their context set once per batch
-    out: list[NotificationSpec | dict] = []
-    for item in items:
-        channel, errors = _item_errors(item, api_key)
-        if errors is not None:
-            out.append(errors)
-            continue
-        validator = validators.get(channel)
-        if validator is None:
-            validator = validators[channel] = item_validator(channel, **context)
-        try:
-            out.append(validator.validate(item))
-        except serializers.ValidationError as exc:
-            out.append(_as_lists(exc.detail))
-    return out
-
-
-def notifications_create_batch(*, items: list, api_key) -> list[dict]:
-    """Validate ``items``, create the valid ones in one transaction, and answer one result per item.
-
-    A result is ``{"id", "status"}`` or ``{"errors": {...}}``; invalid items do
-    not stop valid ones.
-    """
-    checked = notifications_validate_batch(items=items, api_key=api_key)
-    specs = [c for c in checked if isinstance(c, NotificationSpec)]
-    if specs:
-        backlog.wait_for_room({spec.priority for spec in specs})  # backpressure: see backlog.py
-    created = iter(notifications_create(specs=specs, api_key=api_key, lean=True) if specs else [])
-    results = []
-    for c in checked:
-        if isinstance(c, NotificationSpec):
-            n = next(created)
-            results.append({"id": n.id, "status": n.status})
-        else:
-            results.append({"errors": c})
-    return results

@@ -1,21 +1,23 @@
-"""Coalescing publishes of small creates: one message for the notifications of many concurrent requests.
+"""Work of many request threads gathered on one background thread of the process.
 
-A single-notification request used to publish its own task (one message, one
-broker confirm, and on the worker one claim and one result write for one
-row). Under load many requests commit within the same few milliseconds; a
-per-process flusher thread collects their ids for ``NOTIFIER_PUBLISH_COALESCE_MS``
-and publishes them together (still one message per chunk per priority, still
-confirmed). A request of Django's single path waits for the confirm of the
-publish that carried its ids (at most ``NOTIFIER_PUBLISH_WAIT`` seconds); the
-group committer does not wait (``submit(wait=None)``): its requests are answered
-once their rows are committed, and their publish follows here. Either way a
-publish failure is handled as before: the rows are marked due and the
-dispatcher republishes them. A submit may name ``pending`` keys (the
-``PendingPublish`` entries written with the rows): once its items are published
-(or marked due) they are handed to ``settle`` in one call per flush. Ids still
-waiting here when a process dies are rows left ``queued`` with their entries,
-which the dispatcher republishes after ``NOTIFIER_PUBLISH_GRACE`` seconds
-(``delivery.recover_unconfirmed_publishes``).
+``ProcessThread``: one daemon thread per process, started on first use and again after a fork. The web
+process's publisher and group committer each gather work from many request threads and hand it to one
+thread of their own; a process forked after that thread started (gunicorn's workers, Celery's prefork
+pool) has the parent's object but not its thread, and ``ensure()`` starts a new one in the child.
+
+``CoalescingPublisher``: one message for the notifications of many concurrent requests. A
+single-notification request used to publish its own task (one message, one broker confirm, and on the
+worker one claim and one result write for one row). Under load many requests commit within the same
+few milliseconds; the publisher thread collects their ids for a window
+(``NOTIFIER_PUBLISH_COALESCE_MS``) and publishes them together (still one message per chunk per
+priority, still confirmed). A request of Django's single path waits for the confirm of the publish that
+carried its ids (at most ``NOTIFIER_PUBLISH_WAIT`` seconds); the group committer does not wait
+(``submit(wait=None)``): its requests are answered once their rows are committed, and their publish
+follows here. Either way a publish failure is handled as before: the rows are marked due and the
+dispatcher republishes them. A submit may name ``pending`` keys (the ``PendingPublish`` entries written
+with the rows): once its items are published (or marked due) they are handed to ``settle`` in one call
+per flush. Ids still waiting here when a process dies are rows left ``queued`` with their entries, which
+the dispatcher republishes after ``NOTIFIER_PUBLISH_GRACE`` seconds (``lifecycle.recover_unconfirmed_publishes``).
 """
 from __future__ import annotations
 
@@ -28,6 +30,31 @@ from typing import Any, Callable
 from notifier.context import get_request_id, reset_request_id, set_request_id
 
 logger = logging.getLogger(__name__)
+
+
+class ProcessThread:
+    """A daemon thread running ``target``, (re)started by ``ensure()`` in whichever process calls it."""
+
+    def __init__(self, target: Callable[[], None], *, name: str):
+        self.target = target
+        self.name = name
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    def running(self) -> bool:
+        """The thread runs in this process (not only in the parent this process was forked from)."""
+        return self._thread is not None and self._pid == os.getpid() and self._thread.is_alive()
+
+    def ensure(self) -> None:
+        """Start the thread unless it runs in this process (call it under the owner's lock)."""
+        if not self.running():
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self.target, name=self.name, daemon=True)
+            self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self.running():
+            self._thread.join(timeout)
 
 
 class _Ticket:
@@ -64,8 +91,7 @@ class CoalescingPublisher:
         self._wake = threading.Event()
         self._release = threading.Event()  # drain asks the thread to run on_idle now
         self._released = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = None
+        self._thread = ProcessThread(self._run, name="notifier-publisher")
 
     def submit(self, items: list[tuple[Any, str]], *, wait: float | None = None, pending=()) -> bool:
         """Queue ``items`` for the next flush; wait up to ``wait`` seconds for it. True if it was published.
@@ -73,7 +99,7 @@ class CoalescingPublisher:
         ``pending``: keys handed to ``settle`` once the items are safe (with no items: at the next flush)."""
         ticket = _Ticket(list(items), tuple(pending))
         with self._lock:
-            self._ensure_thread()
+            self._thread.ensure()
             self._pending.append(ticket)
             count = sum(len(t.items) for t in self._pending)
         if count >= self.max_items:
@@ -83,13 +109,6 @@ class CoalescingPublisher:
         if wait is None:
             return False
         return ticket.done.wait(wait)
-
-    def _ensure_thread(self) -> None:
-        # After a fork (gunicorn or celery prefork) the parent's thread does not exist in the child.
-        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="notifier-publisher", daemon=True)
-            self._thread.start()
 
     def _run(self) -> None:
         idle = True
@@ -137,7 +156,7 @@ class CoalescingPublisher:
         nothing is left within ``timeout`` seconds.
         """
         with self._lock:
-            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            if not self._thread.running():
                 return not self._pending
             tickets = [*self._flushing, *self._pending]
         self._wake.set()  # no reason to wait for the window

@@ -7,9 +7,12 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
-def _as_lists(detail):
+def error_lists(detail) -> dict:
+    """A DRF error detail as ``{field: [messages]}`` (nested serializers nest; a bare list or message is
+    ``non_field_errors``): the ``errors`` of every API error answer."""
     if isinstance(detail, dict):
-        return {key: _as_lists(value) if isinstance(value, dict) else _flatten(value) for key, value in detail.items()}
+        return {key: error_lists(value) if isinstance(value, dict) else _flatten(value)
+                for key, value in detail.items()}
     return {"non_field_errors": _flatten(detail)}
 
 
@@ -35,7 +38,7 @@ def exception_handler(exc, context):
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        response.data = {"errors": _as_lists(exc.detail)}
+        response.data = {"errors": error_lists(exc.detail)}
     else:
         detail = getattr(exc, "detail", None) or response.data
         message = str(detail.get("detail", detail)) if isinstance(detail, dict) else str(detail)
@@ -56,4 +59,4 @@ def not_found_response() -> Response:
     return Response({"errors": {"detail": ["Not found."]}, "detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
 
 
-__all__ = ["exception_handler", "json_not_found", "json_server_error", "not_found_response", "Http404"]
+__all__ = ["error_lists", "exception_handler", "json_not_found", "json_server_error", "not_found_response", "Http404"]

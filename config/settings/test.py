@@ -1,4 +1,4 @@
-"""Settings for the test suite.
+"""Settings for the test suite (``DJANGO_SETTINGS_MODULE=config.settings.test``): ``local`` plus the below.
 
 Tests share the machine's PostgreSQL, RabbitMQ and Redis with other runs, so
 they use their own database, RabbitMQ vhost and Redis database, named from
@@ -38,8 +38,8 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _PROM_DIR
     atexit.register(shutil.rmtree, _PROM_DIR, True)
 
-from .settings import *  # noqa: E402,F401,F403
-from .settings import DATABASES  # noqa: E402
+from .local import *  # noqa: E402,F401,F403
+from .local import DATABASES  # noqa: E402
 
 DATABASES["default"]["TEST"] = {"NAME": _DB}
 DATABASES["default"]["NAME"] = _DB

@@ -36,25 +36,28 @@ taken twice), and only the requests whose insert fails get the error.
 
 Requests inside a transaction (``Idempotency-Key``: the response is stored in
 the same transaction as the rows) do not use the committer: see
-``services.notification_create_single``.
+``notification_create_single``.
 """
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from apps.ops.dbrouter import note_api_key_writes
+from notifier.batching import ProcessThread
 from notifier.context import get_request_id, reset_request_id, set_request_id
 
-from . import policy
-from .models import Status
+from .. import lifecycle, outbox, policy, store
+from ..models import Notification, Status
+from ..specs import NotificationSpec
+from .create import notifications_create
+from .items import item_validator, recipients_for_projects
 
 logger = logging.getLogger(__name__)
 
@@ -112,15 +115,14 @@ class GroupCommitter:
         self._lock = threading.Lock()
         self._pending: list[_Ticket] = []
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = None
+        self._thread = ProcessThread(self._run, name="notifier-group-commit")
         self._stopping = False
 
     def submit(self, specs: list, api_key) -> list:
         """Create ``specs`` (validated) for ``api_key``; returns their notifications or raises this request's error."""
         ticket = _Ticket(list(specs), api_key.pk if api_key is not None else None)
         with self._lock:
-            self._ensure_thread()
+            self._thread.ensure()
             self._pending.append(ticket)
         self._wake.set()
         if not ticket.done.wait(self.wait):
@@ -132,16 +134,9 @@ class GroupCommitter:
     def submit_express(self, ticket: ExpressTicket) -> None:
         """Queue an event loop's request; its future is resolved (from this thread) once it is done."""
         with self._lock:
-            self._ensure_thread()
+            self._thread.ensure()
             self._pending.append(ticket)
         self._wake.set()
-
-    def _ensure_thread(self) -> None:
-        # After a fork (gunicorn) the parent's thread does not exist in the child.
-        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="notifier-group-commit", daemon=True)
-            self._thread.start()
 
     def _take(self) -> list[_Ticket]:
         with self._lock:
@@ -159,12 +154,11 @@ class GroupCommitter:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the pending requests, close the thread's database connection and end the thread."""
-        thread = self._thread
-        if thread is None or self._pid != os.getpid() or not thread.is_alive():
+        if not self._thread.running():
             return
         self._stopping = True
         self._wake.set()
-        thread.join(timeout)
+        self._thread.join(timeout)
 
     def _run(self) -> None:
         self._stopping = False
@@ -212,8 +206,6 @@ def _prepare(tickets: list) -> list:
         return tickets
     from apps.apikeys.throttling import throttle_many
     from rest_framework.exceptions import ValidationError
-
-    from .batch import item_validator, recipients_for_projects
 
     # One recipient query for the group, each request's recipients looked up in its key's project.
     items_by_project: dict[int, list] = {}
@@ -263,8 +255,6 @@ def _resolve(tickets: list) -> None:
 
 def create_group(tickets: list[_Ticket]) -> None:
     """Create every ticket's specs together; set each ticket's ``result`` or ``error`` (not ``done``)."""
-    from .services import _count_created, enqueue_after_commit, notifications_create, notifications_insert
-
     now = timezone.now()
     specs = [spec for ticket in tickets for spec in ticket.specs]
     try:
@@ -278,14 +268,14 @@ def create_group(tickets: list[_Ticket]) -> None:
     created: list[_Ticket] = []
     pending: list = []  # the PendingPublish entries written with the rows: settled once their publish is confirmed
     try:
-        notifications = notifications_insert(
+        notifications = store.insert_notifications(
             specs=specs, api_key_ids=[t.api_key_id for t in tickets for _ in t.specs], now=now, pending=pending)
     except Exception:  # noqa: BLE001 - find the requests whose rows fail; the others are created
         logger.warning("group insert of %d requests failed; inserting each alone", len(tickets), exc_info=True)
         close_old_connections()  # a broken connection is replaced before the retries
         pending.clear()
         for ticket in tickets:
-            if _alone(ticket, lambda t: notifications_insert(specs=t.specs, api_key_ids=[t.api_key_id] * len(t.specs),
+            if _alone(ticket, lambda t: store.insert_notifications(specs=t.specs, api_key_ids=[t.api_key_id] * len(t.specs),
                                                             now=now, pending=pending)):
                 created.append(ticket)
     else:
@@ -298,7 +288,7 @@ def create_group(tickets: list[_Ticket]) -> None:
     for ticket in created:
         token = set_request_id(ticket.request_id)
         try:
-            _count_created([(n.channel, n.category, n.priority, n.status) for n in ticket.result],
+            lifecycle.created([(n.channel, n.category, n.priority, n.status) for n in ticket.result],
                            [n.id for n in ticket.result])
         except Exception:  # noqa: BLE001 - metrics and logs never fail a committed request
             logger.exception("counting created notifications failed")
@@ -313,8 +303,7 @@ def create_group(tickets: list[_Ticket]) -> None:
         try:
             # The group is the coalesced message. It is published from the publisher thread, so the
             # requests are answered once committed and this thread takes the next group meanwhile.
-            enqueue_after_commit(to_publish, coalesce=False,
-                                 wait=getattr(settings, "NOTIFIER_ANSWER_AFTER_CONFIRM", False), pending=pending)
+            outbox.publish(to_publish, coalesce=False, wait=settings.NOTIFIER_ANSWER_AFTER_CONFIRM, pending=pending)
         finally:
             reset_request_id(token)
 
@@ -352,18 +341,29 @@ def group_committer_stop() -> None:
         committer, _committer = _committer, None
     if committer is not None:
         committer.stop()
-    from .services import publisher_drain
-
-    publisher_drain()
+    outbox.publisher_drain()
 
 
 def group_committer() -> GroupCommitter | None:
     """The process's committer, or None when ``NOTIFIER_GROUP_COMMIT`` is off."""
     global _committer
-    if not getattr(settings, "NOTIFIER_GROUP_COMMIT", False):
+    if not settings.NOTIFIER_GROUP_COMMIT:
         return None
     if _committer is None:
         with _committer_lock:
             if _committer is None:
                 _committer = GroupCommitter(max_items=settings.NOTIFIER_CHUNK_SIZE)
     return _committer
+
+
+def notification_create_single(*, spec: NotificationSpec, api_key=None) -> Notification:
+    """One notification (the single endpoint): joins concurrent ones in a group commit when it can.
+
+    Inside a transaction (an ``Idempotency-Key`` request stores its response in the same one) the
+    rows must commit with it, so it is created here, on this connection; otherwise the process's
+    group committer creates it together with those of concurrent requests (``groupcommit.py``).
+    """
+    committer = group_committer()
+    if committer is None or transaction.get_connection().in_atomic_block:
+        return notifications_create(specs=[spec], api_key=api_key)[0]
+    return committer.submit([spec], api_key)[0]

@@ -21,7 +21,7 @@ from django.conf import settings
 
 from notifier import metrics
 
-from .queues import priority_queue
+from ..outbox import priority_queue
 
 logger = logging.getLogger(__name__)
 
