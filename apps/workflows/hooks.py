@@ -1,10 +1,13 @@
 """What apps/notifications calls (each call site is marked "workflows" there).
 
-- ``workflows_hold``: from ``services.notifications_insert``, in the transaction that inserts the rows:
-  digest members join their groups, fallback steps are stored.
-- ``workflows_release_due``: from the dispatcher (``notifier.dispatch_due``), every run: digests whose
-  window ended are sent, sent digests settle their members, due fallback steps are decided.
-- ``workflow_of``: from the notification detail serializer (the status API).
+- ``workflows_hold``: an insert hook (``policy.INSERT_HOOKS``, registered in ``apps.WorkflowsConfig``), run
+  by ``store.insert_notifications`` in the transaction that inserts the rows: digest members join their
+  groups, fallback steps are stored.
+- ``workflows_release_due``: a dispatch job (``policy.DISPATCH_JOBS``), run by ``maintenance.dispatch_due``
+  (``notifier.dispatch_due``) every time: digests whose window ended are sent, sent digests settle their
+  members, due fallback steps are decided.
+- ``selectors.workflow_of``: from the notification detail serializer (the status API).
+- ``validation``: the request fields and their checks, from ``intake/validation.py``.
 """
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ from apps.notifications.models import Status
 from notifier.interrupts import INTERRUPTS
 
 from . import digests, fallback
-from .selectors import workflow_of  # noqa: F401 - re-exported for the status API
 
 logger = logging.getLogger(__name__)
 
