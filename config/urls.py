@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/v1/", include("apps.webhooks.api.urls")),
     path("api/v1/", include("apps.topics.api.urls")),
     path("api/v1/", include("apps.broadcasts.api.urls")),
+    path("api/v1/", include("apps.workflows.api.urls")),
     path("demo/inbox/", inbox_demo, name="inbox-demo"),
 ]
 

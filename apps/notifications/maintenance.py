@@ -9,7 +9,7 @@ import logging
 from django.conf import settings
 from django.db import transaction
 
-from . import lifecycle, outbox
+from . import lifecycle, outbox, policy
 from .delivery.results import record_results
 from .models import Notification, Status
 from .specs import Result
@@ -25,6 +25,7 @@ def dispatch_due(*, limit: int = 5000, max_rounds: int = 20) -> int:
     """
     lifecycle.expire_overdue(limit=limit)
     lifecycle.recover_unconfirmed_publishes()
+    policy.at_dispatch()  # workflows (apps.workflows): digests and fallback steps whose time has come
     total = 0
     for _ in range(max_rounds):
         taken, released = lifecycle.release_due(limit=limit, publish=outbox.publish)

@@ -65,6 +65,12 @@ AFTER_SEND_HOOKS: list[str] = [
 # Result hooks: modules with prepare() and run(); apps register theirs in AppConfig.ready() (apps.inbox,
 # apps.webhooks). The path is also the name an outbox row gives its hook.
 RESULT_HOOKS: list[str] = []
+# Insert hooks run in the transaction that inserts notifications whose specs carry a workflow (a
+# ``digest`` or a ``fallback``), with ``specs, ids, statuses, api_key_ids, now``; dispatch jobs run on
+# every dispatcher run (``maintenance.dispatch_due``) and must never raise. apps.workflows registers
+# both in AppConfig.ready() (docs/workflows.md).
+INSERT_HOOKS: list[str] = []
+DISPATCH_JOBS: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -136,3 +142,15 @@ def result_hook(path: str):
     """The registered result hook module named ``path`` (an outbox row's ``hook``), or None."""
     paths = tuple(RESULT_HOOKS)
     return _modules(paths)[paths.index(path)] if path in paths else None
+
+
+def after_insert(**rows) -> None:
+    """The insert hooks, in the inserting transaction (their rows commit with the notifications)."""
+    for hook in _load(tuple(INSERT_HOOKS)):
+        hook(**rows)
+
+
+def at_dispatch() -> None:
+    """The dispatch jobs (each handles its own failures; the dispatcher goes on)."""
+    for job in _load(tuple(DISPATCH_JOBS)):
+        job()

@@ -31,6 +31,9 @@ class NotificationSpec:
     # each notification made from it carries the broadcast's id.
     topic: Any = None
     broadcast_id: Any = None
+    # Workflows (apps.workflows): {"key", "window_seconds", "template"} and [{"channel", "after_seconds", "unless"}]
+    digest: dict[str, Any] | None = None
+    fallback: list[dict[str, Any]] | None = None
     # Set by policy (preferences, quiet hours) before insert:
     status: str = ""
     status_detail: str = ""
@@ -41,6 +44,8 @@ def initial_state(spec: NotificationSpec, now: datetime) -> tuple[str, datetime 
     """Status, next_attempt_at and event detail for a new notification."""
     if spec.status == Status.SUPPRESSED:
         return Status.SUPPRESSED, None, spec.status_detail
+    if spec.digest is not None:  # workflows: held until apps.workflows releases its digest (no time of its own)
+        return Status.SCHEDULED, None, f"held for digest {spec.digest['key']!r}"
     release = spec.scheduled_for if spec.scheduled_for and spec.scheduled_for > now else None
     if spec.hold_until and (release is None or spec.hold_until > release):
         return Status.SCHEDULED, spec.hold_until, spec.status_detail or f"held until {spec.hold_until.isoformat()}"

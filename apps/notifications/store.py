@@ -18,7 +18,7 @@ from apps.apikeys.models import default_project_id
 from notifier.ids import uuid7_many
 from notifier.pgarray import plain_array, text_array
 
-from . import bulk
+from . import bulk, policy
 from .models import Notification, NotificationEvent, PendingPublish, Status
 from .specs import Created, NotificationSpec, Result, initial_state
 
@@ -80,9 +80,14 @@ def insert_notifications(*, specs: list[NotificationSpec], api_key_ids: list[Any
     # A batch goes by two COPYs in a transaction. A few rows and their events go in ONE statement,
     # atomic by itself: outside a transaction it commits at once (no BEGIN/COMMIT round trips) and
     # the caller's on_commit() callbacks then run right away, as after the commit of a transaction.
-    one_statement = len(rows) <= bulk.SMALL_BATCH and not transaction.get_connection().in_atomic_block
+    workflows = any(spec.digest is not None or spec.fallback for spec in specs)  # workflows (apps.workflows)
+    one_statement = len(rows) <= bulk.SMALL_BATCH and not transaction.get_connection().in_atomic_block \
+        and not workflows
     with nullcontext() if one_statement else transaction.atomic():
         bulk.insert_notification_rows(rows, event_rows, pending=pending_key)
+        if workflows:  # workflows: digest members and fallback steps commit with their notifications
+            policy.after_insert(specs=specs, ids=[event[0] for event in event_rows],
+                                statuses=[event[1] for event in event_rows], api_key_ids=api_key_ids, now=now)
     if pending_key is not None:
         pending.append(pending_key)
     return notifications

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "apps.webhooks",
     "apps.topics",
     "apps.broadcasts",
+    "apps.workflows",
     "apps.idempotency",
     "apps.api",
 ]

@@ -120,6 +120,16 @@ def test_a_topic_with_a_recipient_or_an_address_is_a_400(api, api_key):
         assert "Give only one of" in response.json()["errors"]["to"][0]
 
 
+def test_a_broadcast_with_a_digest_or_a_fallback_is_a_400_and_creates_nothing(api, api_key):
+    _topic(api_key, "news", "u1")
+    for extra, field in (({"digest": {"key": "comments", "window_seconds": 60}}, "digest"),
+                         ({"fallback": [{"channel": "email", "after_seconds": 60, "unless": "read"}]}, "fallback")):
+        response = api.post(EMAIL, {"topic": "news", **MAIL, **extra}, format="json")
+        assert response.status_code == status.HTTP_400_BAD_REQUEST
+        assert response.json()["errors"][field] == ["A broadcast to a topic takes no digest or fallback."]
+    assert not Broadcast.objects.exists()
+
+
 def test_a_broadcast_is_validated_like_any_notification(api, api_key):
     _topic(api_key, "news", "u1")
     response = api.post(EMAIL, {"topic": "news", "subject": "No body"}, format="json")

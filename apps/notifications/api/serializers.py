@@ -1,4 +1,7 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from apps.workflows.api.serializers import WorkflowSerializer  # workflows (apps.workflows)
 
 from notifier.pii import mask_address, scrub_text
 
@@ -27,13 +30,14 @@ class NotificationDetailSerializer(serializers.ModelSerializer):
     to = serializers.SerializerMethodField()
     sms = serializers.SerializerMethodField()
     events = EventSerializer(many=True, read_only=True)
+    workflow = serializers.SerializerMethodField()  # workflows (apps.workflows): digest and fallback
 
     class Meta:
         model = Notification
         fields = (
             "id", "channel", "status", "priority", "category", "created_at", "scheduled_for",
             "recipient", "to", "attempts", "last_error", "provider", "provider_message_id", "sent_at",
-            "delivered_at", "expires_at", "group_key", "metadata", "sms", "events",
+            "delivered_at", "expires_at", "group_key", "metadata", "sms", "events", "workflow",
         )
 
     def to_representation(self, instance):
@@ -49,6 +53,13 @@ class NotificationDetailSerializer(serializers.ModelSerializer):
         """SMS only: ``{"encoding": "GSM-7"|"UCS-2", "characters", "segments"}`` of the body."""
         return (obj.content or {}).get("sms") if obj.channel == "sms" else None
 
+    @extend_schema_field(WorkflowSerializer(allow_null=True))
+    def get_workflow(self, obj) -> dict | None:
+        """Workflows (apps.workflows): its digest (held or sent), the items of a digest message, its fallback steps."""
+        from apps.workflows.selectors import workflow_of
+
+        return workflow_of(obj)
+
     def get_to(self, obj) -> str:
         if obj.to:
             return mask_address(obj.channel, obj.to)
@@ -60,4 +71,4 @@ class NotificationDetailSerializer(serializers.ModelSerializer):
 
 class NotificationListItemSerializer(NotificationDetailSerializer):
     class Meta(NotificationDetailSerializer.Meta):
-        fields = tuple(f for f in NotificationDetailSerializer.Meta.fields if f != "events")
+        fields = tuple(f for f in NotificationDetailSerializer.Meta.fields if f not in ("events", "workflow"))

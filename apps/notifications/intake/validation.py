@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from apps.workflows.validation import digest_field, fallback_field, workflow_specs  # workflows (apps.workflows)
 from notifier.sms import sms_info
 
 from ..categories import category_get
@@ -125,6 +126,8 @@ class NotificationInputSerializer(serializers.Serializer):
     metadata = JSONObjectField(required=False)
     group_key = _text(255)
     topic = _text(100)  # a broadcast to the topic's subscribers (apps.broadcasts) instead of recipient/to
+    digest = digest_field()  # workflows (apps.workflows): digests
+    fallback = fallback_field()  # workflows (apps.workflows): channel fallback
 
     REQUIRED_CONTENT = {
         Channel.EMAIL: ("subject", "body"),
@@ -257,6 +260,15 @@ class NotificationInputSerializer(serializers.Serializer):
         scheduled_for = attrs.get("scheduled_for")
         if scheduled_for and expires_at and expires_at <= scheduled_for:
             errors["expires_at"] = ["Must be after scheduled_for."]
+        # --- workflows (apps.workflows): digest and fallback specs, their errors under "digest"/"fallback"
+        digest = fallback = None
+        if topic is not None or attrs.get("topic"):  # a broadcast: each subscriber's notification is sent as is
+            for name in ("digest", "fallback"):
+                if attrs.get(name):
+                    errors[name] = ["A broadcast to a topic takes no digest or fallback."]
+        else:
+            digest, fallback = workflow_specs(attrs, channel=channel, category=category and category.slug,
+                                              recipient=recipient, to=to, tokens=tokens, errors=errors)
 
         if errors:
             raise serializers.ValidationError(errors)
@@ -264,7 +276,7 @@ class NotificationInputSerializer(serializers.Serializer):
             channel=channel, category=category.slug, priority=priority, content=content, recipient=recipient,
             to=to, template=template, locale=attrs.get("locale", ""), scheduled_for=scheduled_for,
             expires_at=expires_at, metadata=attrs.get("metadata") or {}, group_key=attrs.get("group_key", ""),
-            project_id=context.get("project_id"), topic=topic,
+            project_id=context.get("project_id"), topic=topic, digest=digest, fallback=fallback,
         )
         return NotificationSpec(**spec_kwargs)
 
