@@ -11,8 +11,7 @@ from rest_framework.views import APIView
 from apps.api.errors import not_found_response
 from apps.api.ownership import key_owner
 from apps.api.pagination import IdCursorPagination
-from apps.notifications.api.views import NotificationResourceView, StatusConflict
-from apps.notifications.commands import Conflict, NotFound
+from apps.notifications.api.views import NotificationResourceView, command_answer
 from apps.notifications.selectors import parse_uuid
 
 from ..models import Broadcast
@@ -81,15 +80,8 @@ def _change(key: str, request, change, answer) -> Response:
     if broadcast_id is None:
         return not_found_response()
     owner = key_owner(request)
-    try:
-        result = change(broadcast_id, owner)
-    except ValueError as exc:
-        raise ValidationError({"scheduled_for": [str(exc)]}) from exc
-    except NotFound:
-        return not_found_response()
-    except Conflict as exc:
-        raise StatusConflict(str(exc)) from exc
-    return Response(answer(broadcast_get(key, **owner), result))
+    return command_answer(lambda: change(broadcast_id, owner),
+                          lambda result: answer(broadcast_get(key, **owner), result))
 
 
 class BroadcastCancelView(APIView):

@@ -168,22 +168,31 @@ class NotificationResourceView(APIView):
         extra = sorted(set(request.data) - set(serializer.fields))
         if extra:
             raise ValidationError({name: ["Only scheduled_for can be changed."] for name in extra})
-        try:
-            notification_reschedule(notification_id=notification_id,
-                                    scheduled_for=serializer.validated_data["scheduled_for"], **key_owner(request))
-        except ValueError as exc:
-            raise ValidationError({"scheduled_for": [str(exc)]}) from exc
-        except NotFound:
-            return not_found_response()
-        except Conflict as exc:
-            raise StatusConflict(str(exc)) from exc
-        return Response(NotificationDetailSerializer(notification_get(key, **key_owner(request))).data)
+        return command_answer(
+            lambda: notification_reschedule(notification_id=notification_id,
+                                            scheduled_for=serializer.validated_data["scheduled_for"],
+                                            **key_owner(request)),
+            lambda _: NotificationDetailSerializer(notification_get(key, **key_owner(request))).data)
 
 
 class StatusConflict(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The notification is no longer in a state that allows this."
     default_code = "conflict"
+
+
+def command_answer(call, answer) -> Response:
+    """Run a command (apps.notifications.commands, or one built on them) and answer ``answer(result)``; its
+    refusals as the API answers them: a ValueError 400 under ``scheduled_for``, NotFound 404, Conflict 409."""
+    try:
+        result = call()
+    except ValueError as exc:
+        raise ValidationError({"scheduled_for": [str(exc)]}) from exc
+    except NotFound:
+        return not_found_response()
+    except Conflict as exc:
+        raise StatusConflict(str(exc)) from exc
+    return Response(answer(result))
 
 
 class NotificationCancelView(APIView):
