@@ -9,8 +9,12 @@ class InboxState(models.Model):
     the recipient did with it.
     """
 
+    # No foreign-key constraint in PostgreSQL: notifications are partitioned by time and whole partitions
+    # are dropped (apps/notifications/partitions.py), which first deletes the inbox rows of the partition's
+    # id range. Deleting a notification through Django still deletes its inbox row.
     notification = models.OneToOneField(
         "notifications.Notification", primary_key=True, on_delete=models.CASCADE, related_name="inbox_state",
+        db_constraint=False,
     )
     recipient = models.ForeignKey("recipients.Recipient", on_delete=models.CASCADE, related_name="+")
     read_at = models.DateTimeField(null=True, blank=True)

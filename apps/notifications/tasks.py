@@ -6,7 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
-from . import maintenance, resulthooks
+from . import maintenance, partitions, resulthooks
 from .delivery import worker
 
 
@@ -38,3 +38,10 @@ def sweep() -> dict[str, int]:
 def result_hooks() -> dict[str, int]:
     """Beat: run the result hooks left behind by a process that died after recording results, and retries."""
     return resulthooks.run_due()
+
+
+@shared_task(name="notifier.partitions", acks_late=True)
+def partitions_maintain() -> dict:
+    """Beat: time partitions created ahead, expired ones dropped (retention)."""
+    report = partitions.maintain()
+    return {key: report[key] for key in ("created", "dropped", "kept", "stray")}

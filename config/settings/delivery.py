@@ -56,3 +56,21 @@ NOTIFIER_EXPRESS_CREATE = env_bool("NOTIFIER_EXPRESS_CREATE", True)
 NOTIFIER_PUBLIC_URL = env_str("NOTIFIER_PUBLIC_URL", "http://127.0.0.1:8000")
 # Per-recipient frequency caps (Category.cap_*): the longest a capped notification is held.
 NOTIFIER_FREQUENCY_CAP_MAX_HOLD = env_float("NOTIFIER_FREQUENCY_CAP_MAX_HOLD", 7 * 86400.0)
+
+# --- Data lifecycle (apps/notifications/partitions.py, docs/operations.md "Retention") ------------------
+# Notifications and their events live in time partitions of NOTIFIER_PARTITION_INTERVAL seconds (aligned
+# to multiples of it since the epoch; default a day), created NOTIFIER_PARTITIONS_AHEAD intervals ahead by
+# beat. Partitions older than the retention (NOTIFIER_RETENTION_DAYS, or NOTIFIER_RETENTION_MINUTES when
+# set: benchmarks and tests) are dropped whole once no row in them is scheduled, queued or sending;
+# 0 keeps everything.
+NOTIFIER_PARTITION_INTERVAL = env_float("NOTIFIER_PARTITION_INTERVAL", 86400.0)
+NOTIFIER_PARTITIONS_AHEAD = env_int("NOTIFIER_PARTITIONS_AHEAD", 3)
+NOTIFIER_RETENTION_DAYS = env_float("NOTIFIER_RETENTION_DAYS", 30.0)
+NOTIFIER_RETENTION_MINUTES = env_float("NOTIFIER_RETENTION_MINUTES", 0.0)
+if NOTIFIER_PARTITION_INTERVAL < 60 or NOTIFIER_PARTITIONS_AHEAD < 1:
+    raise ImproperlyConfigured("NOTIFIER_PARTITION_INTERVAL must be >= 60 s and NOTIFIER_PARTITIONS_AHEAD >= 1")
+if NOTIFIER_RETENTION_DAYS < 0 or NOTIFIER_RETENTION_MINUTES < 0:
+    raise ImproperlyConfigured("NOTIFIER_RETENTION_DAYS and NOTIFIER_RETENTION_MINUTES must be >= 0")
+NOTIFIER_RETENTION_SECONDS = NOTIFIER_RETENTION_MINUTES * 60 or NOTIFIER_RETENTION_DAYS * 86400
+# The beat job that creates and drops partitions: a quarter of an interval, at most every 5 minutes.
+NOTIFIER_PARTITION_CHECK_INTERVAL = min(300.0, NOTIFIER_PARTITION_INTERVAL / 4)

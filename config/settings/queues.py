@@ -8,7 +8,8 @@ from kombu import Exchange, Queue
 
 from notifier.env import env_bool, env_float, env_int, env_str
 
-from .delivery import NOTIFIER_DISPATCH_INTERVAL, NOTIFIER_RESULT_HOOK_INTERVAL, NOTIFIER_SWEEP_INTERVAL
+from .delivery import (NOTIFIER_DISPATCH_INTERVAL, NOTIFIER_PARTITION_CHECK_INTERVAL, NOTIFIER_RESULT_HOOK_INTERVAL,
+                       NOTIFIER_SWEEP_INTERVAL)
 
 # --- Celery on RabbitMQ -------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -39,6 +40,7 @@ CELERY_TASK_QUEUES = tuple(
 ) + (Queue(MAINTENANCE_QUEUE, _exchange, routing_key=MAINTENANCE_QUEUE, durable=True,
            queue_arguments={"x-queue-type": "quorum"} if NOTIFIER_QUEUE_TYPE == "quorum" else None),)
 _MAINTENANCE_TASKS = ("notifier.dispatch_due", "notifier.sweep", "notifier.result_hooks", "notifier.idempotency_purge",
+                      "notifier.partitions",
                       "notifier.broadcast_expand", "notifier.broadcasts_due")
 CELERY_TASK_ROUTES = {name: {"queue": MAINTENANCE_QUEUE, "routing_key": MAINTENANCE_QUEUE}
                       for name in _MAINTENANCE_TASKS}
@@ -90,6 +92,8 @@ CELERY_BEAT_SCHEDULE = {
     "notifier-result-hooks": _beat_entry("notifier.result_hooks", NOTIFIER_RESULT_HOOK_INTERVAL,
                                          max(math.ceil(NOTIFIER_RESULT_HOOK_INTERVAL * 2), 10)),
     "notifier-idempotency-purge": _beat_entry("notifier.idempotency_purge", 3600, 3600),
+    "notifier-partitions": _beat_entry("notifier.partitions", NOTIFIER_PARTITION_CHECK_INTERVAL,
+                                       max(math.ceil(NOTIFIER_PARTITION_CHECK_INTERVAL * 2), 10)),
 }
 
 # --- Broadcasts (apps.broadcasts, docs/broadcasts.md) ------------------------------------------------

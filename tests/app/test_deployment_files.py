@@ -178,8 +178,10 @@ def test_beats_jobs_go_to_the_maintenance_queue_which_procfile_and_compose_each_
 
     for entry in settings.CELERY_BEAT_SCHEDULE.values():
         assert entry["options"]["queue"] == "notifications.maintenance"
-    for task in ("notifier.dispatch_due", "notifier.sweep", "notifier.idempotency_purge"):
+    for task in ("notifier.dispatch_due", "notifier.sweep", "notifier.idempotency_purge", "notifier.partitions"):
         assert settings.CELERY_TASK_ROUTES[task]["queue"] == "notifications.maintenance"
+    assert {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} >= {
+        "notifier.dispatch_due", "notifier.sweep", "notifier.partitions"}
     assert "notifications.maintenance" in {q.name for q in settings.CELERY_TASK_QUEUES}
     procfile = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
     assert "-Q notifications.maintenance " in procfile["worker-maintenance"]

@@ -103,11 +103,15 @@ class Command(BaseCommand):
             watcher = threading.Thread(target=self._watch_rss, args=(sampler, before.at, every, timeline, stop),
                                        daemon=True)
             watcher.start()
+            minutes: list = []
+            minute_watcher = threading.Thread(target=self._watch_minutes, args=(cfg.url, minutes, stop), daemon=True)
+            minute_watcher.start()
             try:
                 load = bench.run_load_processes(cfg, opts["processes"])
             finally:
                 stop.set()
                 watcher.join()
+                minute_watcher.join()
             after_load = sampler.sample()
             timeline.append((after_load.at - before.at, sampler.rss_mb(after_load)))
             drained, waited = self._drain(key_id, opts["drain_timeout"])
@@ -119,6 +123,7 @@ class Command(BaseCommand):
             warmup = min(opts["warmup"], cfg.duration / 5)
             report["rss_during_load"] = bench.rss_growth(timeline, warmup=warmup)
             report["cpu_probe_ms"] = {"before": round(probe_before, 1), "after": round(probe_after, 1)}
+            report["minutes"] = self._minutes(minutes)
             if opts["json"]:
                 self.stdout.write(json.dumps(report, indent=2, default=str))
             else:
@@ -138,6 +143,31 @@ class Command(BaseCommand):
         while not stop.wait(every):
             sample = sampler.sample()
             timeline.append((sample.at - started, sampler.rss_mb(sample)))
+
+    @staticmethod
+    def _watch_minutes(url: str, minutes: list, stop) -> None:
+        """Every minute of the load: notifications sent so far (``notifier_notifications_total``, every process;
+        rows dropped by retention still counted) and the database's size."""
+        started, stopped = time.monotonic(), False
+        while not stopped:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_database_size(current_database())")
+                size = cursor.fetchone()[0]
+            minutes.append((time.monotonic() - started, _sent_total(url), size))
+            stopped = stop.wait(60.0)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_database_size(current_database())")
+            minutes.append((time.monotonic() - started, _sent_total(url), cursor.fetchone()[0]))
+        connection.close()  # this thread's own
+
+    @staticmethod
+    def _minutes(samples: list) -> list[dict]:
+        out = []
+        for (t0, sent0, _), (t1, sent1, size) in zip(samples, samples[1:]):
+            if t1 - t0 >= 50 and sent0 is not None and sent1 is not None:
+                out.append({"minute": len(out) + 1, "sent_per_s": (sent1 - sent0) / (t1 - t0),
+                            "database_mb": size / 1e6})
+        return out
 
     def _check_reachable(self, cfg) -> None:
         import urllib.error
@@ -283,6 +313,13 @@ class Command(BaseCommand):
             for group, v in rss.items():
                 lines.append(f"    {group:9s} {v['start_mb']:.0f} MB at {v['at_s']:.0f} s -> {v['end_mb']:.0f} MB at "
                              f"{v['end_s']:.0f} s ({v['growth_pct']:+.1f}%), max {v['max_mb']:.0f} MB")
+        if len(r.get("minutes") or []) >= 2:
+            first, last = r["minutes"][0], r["minutes"][-1]
+            lines.append("  per minute of load: sent/s (notifier_notifications_total) and database size:")
+            lines.append("    " + "  ".join(f"{m['minute']}: {m['sent_per_s']:.0f}/s {m['database_mb']:.0f} MB"
+                                            for m in r["minutes"]))
+            lines.append(f"    last minute vs first: {(last['sent_per_s'] / first['sent_per_s'] - 1) * 100:+.1f}% "
+                         f"sent/s, database {first['database_mb']:.0f} -> {last['database_mb']:.0f} MB")
         probe = r.get("cpu_probe_ms")
         if probe:
             lines.append(f"  CPU speed probe (fixed Python work, lower is faster): {probe['before']:.1f} ms before the "
@@ -290,3 +327,15 @@ class Command(BaseCommand):
         lines.append("  (postgres: the server's own processes and this database's backends; rabbitmq: the whole "
                      "broker, shared with anything else using it)")
         return "\n".join(lines)
+
+
+def _sent_total(url: str) -> float | None:
+    """The service's ``notifier_notifications_total{status="sent"}`` summed over channels, from /metrics."""
+    import urllib.request
+
+    try:
+        text = urllib.request.urlopen(f"{url.rstrip('/')}/metrics", timeout=10).read().decode()
+    except OSError:
+        return None
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("notifier_notifications_total{") and 'status="sent"' in line)
