@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from contextlib import nullcontext
+from functools import lru_cache
 from datetime import datetime
 from typing import Any, Iterable
 
@@ -115,7 +116,7 @@ def insert_for_recipients(*, spec: NotificationSpec, recipient_ids: str, count: 
     id_index, recipient_index = plan.columns.index("id"), plan.columns.index("recipient_id")
     qn = connection.ops.quote_name
     values, params = [], [f"{{{','.join(ids)}}}", recipient_ids]
-    for index, (column, sql_type) in enumerate(zip(plan.columns, plan.binary_types)):
+    for index, sql_type in enumerate(_column_types()):
         if index == id_index:
             values.append("v.i")
         elif index == recipient_index:
@@ -142,6 +143,15 @@ def insert_for_recipients(*, spec: NotificationSpec, recipient_ids: str, count: 
     if pending_key is not None:
         pending.append(pending_key)
     return ids, status
+
+
+@lru_cache(maxsize=None)
+def _column_types() -> tuple[str, ...]:
+    """Each notification column's SQL type (``varchar``, ``jsonb``, ...), in column order: the casts of
+    ``insert_for_recipients``' parameters. No length (an explicit cast to ``varchar(16)`` would cut a longer
+    value short; the column's own assignment refuses it, as COPY does)."""
+    return tuple((f.target_field if f.is_relation else f).db_type(connection).split("(")[0]
+                 for f in Notification._meta.concrete_fields)
 
 
 # --- claim -------------------------------------------------------------------------------
