@@ -111,6 +111,33 @@ def test_plain_subscribers_skip_the_checks_in_python_and_get_what_the_checks_wou
         assert (stored.status, stored.created, stored.skipped) == ("expanded", 9, 1)
 
 
+def test_sms_subscribers_are_classified_by_phone(api, api_key, monkeypatch):
+    suppressions_record(items=[SuppressionInput(channel="sms", address="+12025550199", reason="unsubscribed")])
+    project_id = api_key.api_key.project_id
+    phones = {"a": "+12025550101", "b": "+12025550199", "c": "", "d": "+12025550102"}
+    for key in ("fast", "slow"):
+        Topic.objects.create(project_id=project_id, key=key)
+        Recipient.objects.bulk_create([Recipient(project_id=project_id, external_id=f"{key}-{e}", phone=phone,
+                                                 email=f"{e}@example.com") for e, phone in phones.items()])
+        topic_subscribe(topic=Topic.objects.get(key=key), external_ids=[f"{key}-{e}" for e in phones])
+
+    def expand(key):
+        response = api.post("/api/v1/notifications/sms/", {"topic": key, "body": "hi"}, format="json")
+        assert response.status_code == status.HTTP_202_ACCEPTED, response.content
+        broadcast_id = response.json()["broadcast_id"]
+        services.broadcasts_expand(first=broadcast_id, budget=60)
+        stored = Broadcast.objects.get(pk=broadcast_id)
+        return (stored.created, stored.skipped), {
+            e.split("-")[1]: (s, d) for e, s, d in Notification.objects.filter(broadcast_id=broadcast_id)
+            .values_list("recipient__external_id", "status", "events__detail")}
+
+    fast = expand("fast")
+    monkeypatch.setattr(expansion, "shortcut_applies", lambda broadcast: False)
+    assert expand("slow") == fast
+    assert {e: s for e, (s, _) in fast[1].items()} == {"a": "queued", "b": "suppressed", "d": "queued"}
+    assert fast[0] == (3, 1)
+
+
 def test_a_capped_category_or_other_acceptance_checks_take_every_subscriber_through_the_checks(api, api_key,
                                                                                                 monkeypatch):
     topic = Topic.objects.create(project_id=api_key.api_key.project_id, key="t")
