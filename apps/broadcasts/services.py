@@ -28,14 +28,12 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from rest_framework import serializers
 
 from apps.notifications.commands import Conflict, NotFound, notifications_cancel_group
 from apps.notifications.intake import backpressure
-from apps.notifications.intake.create import notifications_create
-from apps.notifications.models import Channel
 from apps.notifications.specs import NotificationSpec
 
+from .expansion import create_page
 from .models import Broadcast, BroadcastStatus
 from .selectors import owned_broadcasts
 
@@ -114,15 +112,6 @@ def expander_running() -> bool:
         return not held
 
 
-class _KeyRef:
-    """What ``notifications_create`` reads of an API key: its pk."""
-
-    __slots__ = ("pk",)
-
-    def __init__(self, pk):
-        self.pk = pk
-
-
 def broadcasts_expand(*, first=None, budget: float | None = None) -> dict[str, int]:
     """Expand broadcasts for at most ``budget`` seconds (``NOTIFIER_BROADCAST_SLICE``): ``first`` (an id),
     then the expanding broadcast that waited longest, and so on. Returns ``{"pages", "created"}``; nothing
@@ -180,8 +169,6 @@ def expand_page(broadcast_id, *, renders: dict | None = None, limit: int | None 
     """Create the notifications of the broadcast's next page of subscribers, in one transaction with its
     cursor. Returns (notifications created, whether subscribers are left); (None, False) when the broadcast
     is not expanding (finished, cancelled, scheduled, gone)."""
-    from apps.topics.selectors import topic_subscriber_page
-
     renders = {} if renders is None else renders
     with _collector_paused(), transaction.atomic():
         broadcast = Broadcast.objects.select_for_update().filter(
@@ -190,15 +177,10 @@ def expand_page(broadcast_id, *, renders: dict | None = None, limit: int | None 
             return None, False
         now = timezone.now()
         if broadcast.topic_id is None:  # the topic was deleted, and its subscriptions with it
-            after, specs, skipped = None, [], 0
+            after, created, skipped = None, 0, 0
         else:
-            page = topic_subscriber_page(topic_id=broadcast.topic_id, channel=broadcast.channel,
-                                         after=broadcast.cursor, limit=limit or _page_size())
-            after = page.after
-            specs, skipped = _page_specs(broadcast, page.recipients, renders)
-        if specs:
-            notifications_create(specs=specs, api_key=_KeyRef(broadcast.api_key_id), lean=True)
-        broadcast.created += len(specs)
+            after, created, skipped = create_page(broadcast, limit=limit or _page_size(), renders=renders)
+        broadcast.created += created
         broadcast.skipped += skipped
         fields = ["created", "skipped", "updated_at"]
         if after is None:
@@ -208,7 +190,7 @@ def expand_page(broadcast_id, *, renders: dict | None = None, limit: int | None 
             broadcast.cursor = after
             fields.append("cursor")
         broadcast.save(update_fields=fields)
-    return len(specs), after is not None
+    return created, after is not None
 
 
 @contextmanager
@@ -223,42 +205,6 @@ def _collector_paused():
     finally:
         if enabled:
             gc.enable()
-
-
-def _page_specs(broadcast: Broadcast, recipients: list, renders: dict) -> tuple[list[NotificationSpec], int]:
-    """One spec per recipient with an address for the channel; and how many had none."""
-    needs = {Channel.EMAIL: "email", Channel.SMS: "phone"}.get(broadcast.channel)
-    specs, skipped = [], 0
-    for recipient in recipients:
-        if needs is not None and not getattr(recipient, needs):
-            skipped += 1
-            continue
-        specs.append(NotificationSpec(
-            channel=broadcast.channel, category=broadcast.category, priority=broadcast.priority,
-            content=_content(broadcast, recipient.locale, renders), recipient=recipient,
-            template=broadcast.template, locale=broadcast.locale, scheduled_for=broadcast.scheduled_for,
-            expires_at=broadcast.expires_at, metadata=broadcast.metadata, group_key=broadcast.group_key,
-            project_id=broadcast.project_id, broadcast_id=broadcast.id,
-        ))
-    return specs, skipped
-
-
-def _content(broadcast: Broadcast, locale: str, renders: dict) -> dict:
-    """The content for a recipient of ``locale``: a template without a locale given is rendered in each
-    recipient's (once per locale and page run); else what was validated with the request."""
-    if not broadcast.template or broadcast.locale or not locale:
-        return broadcast.content
-    content = renders.get(locale)
-    if content is None:
-        from apps.notifications.content import render_template
-
-        try:
-            content = render_template(slug=broadcast.template, channel=broadcast.channel,
-                                      context=broadcast.template_context, locale=locale)
-        except serializers.ValidationError:  # the template changed since: the request's own rendering
-            content = broadcast.content
-        renders[locale] = content
-    return content
 
 
 # --- beat --------------------------------------------------------------------------------------------

@@ -85,6 +85,16 @@ def _init_plan(model: type[models.Model]) -> _Plan:
                  tuple(f.column for f in fields), tuple(json_fields), None if None in types else tuple(types))
 
 
+def insert_plan(model: type[models.Model]) -> _Plan:
+    """The model's columns, their binary COPY types and JSON fields (computed once)."""
+    return _init_plan(model)
+
+
+def json_as_text(rows: list[list], model: type[models.Model]) -> None:
+    """The JSON values of full rows of ``model`` as JSON text (query parameters cast to jsonb), in place."""
+    _adapt_json(rows, _init_plan(model).json_fields, binary=False)
+
+
 def build_instances(model: type[models.Model], values: Iterable[dict[str, Any]]):
     """Instances from dicts of attnames (fields left out take their defaults), and their values.
 

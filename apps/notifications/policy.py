@@ -55,6 +55,9 @@ ACCEPTANCE_CHECKS: list[str] = [
     # Keep the frequency cap last: a notification suppressed by an earlier check uses no slot.
     "apps.notifications.caps.frequency_caps",
 ]
+# What apps.broadcasts' expansion knows how to apply in SQL (apps/broadcasts/expansion.py): with any other
+# list, every broadcast notification goes through the checks themselves.
+_DEFAULT_ACCEPTANCE = tuple(ACCEPTANCE_CHECKS)
 SEND_CHECKS: list[str] = [
     "apps.providers.checks.suppressed_before_send",
     "apps.recipients.policy.check_before_send",
@@ -91,6 +94,11 @@ def at_acceptance(specs, now) -> None:
         if not pending:
             return
         check(pending, now)
+
+
+def acceptance_is_default() -> bool:
+    """Whether the acceptance checks are this module's own (nothing added, removed or reordered)."""
+    return tuple(ACCEPTANCE_CHECKS) == _DEFAULT_ACCEPTANCE
 
 
 def before_send(notifications, now) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from contextlib import nullcontext
+from functools import lru_cache
 from datetime import datetime
 from typing import Any, Iterable
 
@@ -91,6 +92,66 @@ def insert_notifications(*, specs: list[NotificationSpec], api_key_ids: list[Any
     if pending_key is not None:
         pending.append(pending_key)
     return notifications
+
+
+def insert_for_recipients(*, spec: NotificationSpec, recipient_ids: str, count: int, api_key_id: Any,
+                          now: datetime, pending: list | None = None) -> tuple[list[str], str]:
+    """Insert ``count`` notifications that are ``spec`` but for their recipient, one for each of
+    ``recipient_ids`` (the text of a PostgreSQL bigint array, as a query returned it), and their first
+    events, in ONE statement of the caller's transaction: no spec, row or instance per notification.
+    The acceptance policy is the caller's: it has established that the policy lets every one of them
+    through unchanged (apps/broadcasts/expansion.py). Returns their ids (text) and their status.
+
+    The columns are the ones ``insert_notifications`` writes (``row_builder``: every other field's
+    default), each the same parameter for every row but ``id`` and ``recipient_id``."""
+    plan = bulk.insert_plan(Notification)
+    status, next_attempt_at, detail = initial_state(spec, now)
+    project_id = spec.project_id if spec.project_id is not None else default_project_id()
+    row = bulk.row_builder(Notification, INSERT_FIELDS)(
+        None, spec.channel, None, spec.to, spec.category, spec.priority, spec.template, spec.locale, spec.content,
+        status, spec.scheduled_for, spec.expires_at, next_attempt_at, now if status == Status.QUEUED else None,
+        spec.metadata, spec.group_key, api_key_id, project_id, now, now, spec.broadcast_id)
+    bulk.json_as_text([row], Notification)
+    ids = [str(i) for i in uuid7_many(count)]
+    id_index, recipient_index = plan.columns.index("id"), plan.columns.index("recipient_id")
+    qn = connection.ops.quote_name
+    values, params = [], [f"{{{','.join(ids)}}}", recipient_ids]
+    for index, sql_type in enumerate(_column_types()):
+        if index == id_index:
+            values.append("v.i")
+        elif index == recipient_index:
+            values.append("v.r")
+        else:
+            values.append(f"%s::{sql_type}")
+            params.append(row[index])
+    pending_key = ids[0] if pending is not None and status == Status.QUEUED and settings.NOTIFIER_PUBLISH_GRACE > 0 \
+        else None
+    params += [status, now, detail or ""]
+    entry = ""
+    if pending_key is not None:
+        entry = f", pending AS (INSERT INTO {qn(PENDING_TABLE)} (id) VALUES (%s::uuid))"
+        params.append(pending_key)
+    sql = (f"WITH v AS MATERIALIZED (SELECT * FROM unnest(%s::uuid[], %s::bigint[]) AS v(i, r)), "
+           f"inserted AS (INSERT INTO {qn(TABLE)} ({', '.join(map(qn, plan.columns))}) SELECT {', '.join(values)} "
+           f"FROM v), logged AS (INSERT INTO {qn(EVENTS_TABLE)} ({', '.join(map(qn, bulk.EVENT_COLUMNS))}) "
+           f"SELECT v.i, %s, %s::timestamptz, %s, '', NULL FROM v){entry} SELECT count(*) FROM v")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        inserted = cursor.fetchone()[0]
+    if inserted != count:
+        raise ValueError(f"{count} recipients expected, {inserted} given")
+    if pending_key is not None:
+        pending.append(pending_key)
+    return ids, status
+
+
+@lru_cache(maxsize=None)
+def _column_types() -> tuple[str, ...]:
+    """Each notification column's SQL type (``varchar``, ``jsonb``, ...), in column order: the casts of
+    ``insert_for_recipients``' parameters. No length (an explicit cast to ``varchar(16)`` would cut a longer
+    value short; the column's own assignment refuses it, as COPY does)."""
+    return tuple((f.target_field if f.is_relation else f).db_type(connection).split("(")[0]
+                 for f in Notification._meta.concrete_fields)
 
 
 # --- claim -------------------------------------------------------------------------------

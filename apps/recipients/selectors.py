@@ -4,10 +4,13 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
+from django.db import connection
 from django.db.models import Q
 
-from apps.notifications.models import API_CHANNELS
+from apps.notifications.models import API_CHANNELS, Category
+from notifier.pgarray import plain_array
 
+from .fields import decrypt_value
 from .models import Device, Preference, Recipient
 
 
@@ -34,6 +37,30 @@ def recipients_by_project(wanted: dict[int, set[str]]) -> dict[int, dict[str, Re
     return found
 
 
+# What sending reads of a recipient: every column but the two timestamps (deferred: reading one is a query).
+_SENDING_COLUMNS = tuple(f.column for f in Recipient._meta.concrete_fields if f.attname not in ("created_at", "updated_at"))
+_BY_ID_SQL = f"SELECT {', '.join(_SENDING_COLUMNS)} FROM {Recipient._meta.db_table} WHERE id = ANY(%s::bigint[])"
+
+
+def recipients_by_id(ids: Iterable[int]) -> dict[int, Recipient]:
+    """``{id: recipient}`` of those of ``ids`` that exist, in one query (a delivery chunk's): one array
+    parameter, and instances made as ``bulk.instances_from_rows`` makes them (no ``__init__`` each), the
+    encrypted fields decrypted, ``created_at`` and ``updated_at`` deferred. ``in_bulk`` cost about 35 µs a
+    recipient (one ORM placeholder per id, ``Model.__init__``, two timestamps parsed in Python)."""
+    from apps.notifications.bulk import instances_from_rows
+
+    ids = list(ids)
+    if not ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(_BY_ID_SQL, [plain_array(int(i) for i in ids)])
+        rows = cursor.fetchall()
+    recipients = instances_from_rows(Recipient, _SENDING_COLUMNS, rows)
+    for recipient in recipients:
+        recipient.email, recipient.phone = decrypt_value(recipient.email), decrypt_value(recipient.phone)
+    return {recipient.pk: recipient for recipient in recipients}
+
+
 def device_get(recipient: Recipient, device_id: str) -> Device | None:
     try:
         pk = int(device_id)
@@ -52,11 +79,20 @@ def preference_maps(recipient_ids: Iterable[int]) -> dict[int, dict[tuple[str | 
     maps: dict[int, dict[tuple[str | None, str], bool]] = defaultdict(dict)
     if not ids:
         return maps
-    rows = Preference.objects.filter(recipient_id__in=ids).values_list(
-        "recipient_id", "category__slug", "channel", "enabled")
+    # One array parameter (its text, parsed by PostgreSQL): `recipient_id__in` made one placeholder per id,
+    # each prepared by the ORM and adapted by psycopg in Python, about 50 µs per id (profiled on a broadcast
+    # page of 5,000, where it was the largest cost), and the delivery of every chunk to recipients runs it.
+    with connection.cursor() as cursor:
+        cursor.execute(_PREFERENCES_SQL, [plain_array(int(i) for i in ids)])
+        rows = cursor.fetchall()
     for recipient_id, category, channel, enabled in rows:
         maps[recipient_id][(category, channel)] = enabled
     return maps
+
+
+_PREFERENCES_SQL = (f"SELECT p.recipient_id, c.slug, p.channel, p.enabled FROM {Preference._meta.db_table} p "
+                    f"LEFT JOIN {Category._meta.db_table} c ON c.id = p.category_id "
+                    f"WHERE p.recipient_id = ANY(%s::bigint[])")
 
 
 def preferences_document(recipient: Recipient) -> dict:

@@ -19,9 +19,9 @@ def attach_recipients(rows: list[Notification]) -> None:
     recipients = {}
     recipient_ids = {n.recipient_id for n in rows if n.recipient_id}
     if recipient_ids:
-        from apps.recipients.models import Recipient
+        from apps.recipients.selectors import recipients_by_id
 
-        recipients = Recipient.objects.in_bulk(recipient_ids)
+        recipients = recipients_by_id(recipient_ids)
     remember = Notification.recipient.field.set_cached_value
     for n in rows:
         if n.recipient_id is None:
