@@ -50,6 +50,10 @@ NOTIFIER_ANSWER_AFTER_CONFIRM = env_bool("NOTIFIER_ANSWER_AFTER_CONFIRM", False)
 # Created rows whose publish is still unconfirmed this long after their commit (their web process died in
 # between: a PendingPublish entry is left) are republished by the dispatcher. 0: no entries, the sweep only.
 NOTIFIER_PUBLISH_GRACE = env_float("NOTIFIER_PUBLISH_GRACE", 5.0)
+# The web process's publisher deletes the entries of confirmed publishes in one statement per this many
+# milliseconds (and before it idles), not one per publish: under single-create load that was a round trip
+# per group. At most a tenth of the grace, so an entry never outlives it because of this.
+NOTIFIER_PUBLISH_SETTLE_MS = env_float("NOTIFIER_PUBLISH_SETTLE_MS", 250.0)
 # The common single create answered on the web process's event loop, without Django's request
 # cycle (apps/notifications/api/express.py; needs the group committer).
 NOTIFIER_EXPRESS_CREATE = env_bool("NOTIFIER_EXPRESS_CREATE", True)

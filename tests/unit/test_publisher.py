@@ -1,5 +1,6 @@
 """The coalescing publisher: many small submits, few publishes, every item exactly once."""
 import threading
+import time
 
 from notifier.batching import CoalescingPublisher
 
@@ -93,3 +94,24 @@ def test_an_idle_publisher_thread_runs_on_idle_once():
 
     publisher.submit([("a", "normal")], wait=5)
     assert idle.wait(5)
+
+
+def test_the_keys_of_several_flushes_are_settled_in_one_call_once_settle_every_has_passed():
+    settled = []
+    publisher = CoalescingPublisher(lambda items: None, window=0, settle=lambda keys: settled.append(list(keys)),
+                                    settle_every=1.0)
+    for key in ("k1", "k2", "k3"):
+        assert publisher.submit([(key, "normal")], wait=5, pending=[key])
+    assert settled == []  # published, their keys wait for the next settle
+    deadline = time.monotonic() + 5
+    while not settled and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert settled == [["k1", "k2", "k3"]]
+
+
+def test_drain_settles_the_keys_still_waiting():
+    settled = []
+    publisher = CoalescingPublisher(lambda items: None, window=0, settle=settled.extend, settle_every=60)
+    publisher.submit([("a", "normal")], wait=5, pending=["key-a"])
+    assert publisher.drain(timeout=5)
+    assert settled == ["key-a"]
