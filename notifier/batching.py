@@ -59,11 +59,12 @@ class ProcessThread:
 
 
 class _Ticket:
-    __slots__ = ("items", "pending", "done", "request_id")
+    __slots__ = ("items", "pending", "done", "request_id", "waits")
 
-    def __init__(self, items, pending=()):
+    def __init__(self, items, pending=(), waits=False):
         self.items = items
         self.pending = pending
+        self.waits = waits  # a caller waits for this ticket's publish
         self.done = threading.Event()
         self.request_id = get_request_id()  # the submitting request's, for the task headers
 
@@ -76,11 +77,13 @@ class CoalescingPublisher:
     once it has had nothing to do for ``idle_after`` seconds, and when drained (e.g. close its
     database connection, kept while it works). ``settle`` gets the keys of all the flushes of up to
     ``settle_every`` seconds in one call (0: after each flush), and whatever is left before ``on_idle``.
+    ``lazy_window``: the window of a flush nobody waits for (``submit(wait=None)``: the group committer's
+    requests are answered already); as soon as a caller waits, the flush keeps to ``window``.
     """
 
     def __init__(self, publish: Callable[[list[tuple[Any, str]]], Any], *, window: float, max_items: int = 500,
                  settle: Callable[[list], None] | None = None, on_idle: Callable[[], None] | None = None,
-                 idle_after: float = 5.0, settle_every: float = 0.0):
+                 idle_after: float = 5.0, settle_every: float = 0.0, lazy_window: float | None = None):
         self.publish = publish
         self.settle = settle
         self.settle_every = settle_every
@@ -89,6 +92,7 @@ class CoalescingPublisher:
         self.on_idle = on_idle
         self.idle_after = idle_after
         self.window = window
+        self.lazy_window = window if lazy_window is None else max(window, lazy_window)
         self.max_items = max_items
         self._lock = threading.Lock()
         self._pending: list[_Ticket] = []
@@ -102,7 +106,7 @@ class CoalescingPublisher:
         """Queue ``items`` for the next flush; wait up to ``wait`` seconds for it. True if it was published.
 
         ``pending``: keys handed to ``settle`` once the items are safe (with no items: at the next flush)."""
-        ticket = _Ticket(list(items), tuple(pending))
+        ticket = _Ticket(list(items), tuple(pending), waits=wait is not None)
         with self._lock:
             self._thread.ensure()
             self._pending.append(ticket)
@@ -111,6 +115,8 @@ class CoalescingPublisher:
             self._wake.set()  # a full chunk: no reason to wait for the window
         elif len(self._pending) == 1:
             self._wake.set()  # start the window
+        elif ticket.waits and self.lazy_window > self.window:
+            self._wake.set()  # a lazy window may be running: this caller's flush keeps to the short one
         if wait is None:
             return False
         return ticket.done.wait(wait)
@@ -130,11 +136,12 @@ class CoalescingPublisher:
                 continue
             idle = False
             self._wake.clear()
-            deadline = time.monotonic() + self.window
+            started = time.monotonic()
             while True:  # let more requests join, unless a chunk is already full
                 with self._lock:
                     count = sum(len(t.items) for t in self._pending)
-                remaining = deadline - time.monotonic()
+                    waits = any(t.waits for t in self._pending)
+                remaining = started + (self.window if waits else self.lazy_window) - time.monotonic()
                 if count >= self.max_items or remaining <= 0:
                     break
                 self._wake.wait(remaining)

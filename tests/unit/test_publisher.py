@@ -115,3 +115,19 @@ def test_drain_settles_the_keys_still_waiting():
     publisher.submit([("a", "normal")], wait=5, pending=["key-a"])
     assert publisher.drain(timeout=5)
     assert settled == ["key-a"]
+
+
+def test_a_flush_nobody_waits_for_keeps_the_lazy_window_and_a_waiting_caller_cuts_it_short():
+    published = []
+    publisher = CoalescingPublisher(lambda items: published.append((time.monotonic(), list(items))), window=0.0,
+                                    lazy_window=1.0)
+    started = time.monotonic()
+    publisher.submit([("a", "normal")])  # the group committer's: nobody waits
+    time.sleep(0.1)
+    assert published == []  # still gathering
+    assert publisher.submit([("b", "normal")], wait=5)
+    assert [items for _, items in published] == [[("a", "normal"), ("b", "normal")]]
+    assert published[0][0] - started < 0.8
+    publisher.submit([("c", "normal")])
+    assert publisher.drain(timeout=5)
+    assert [items for _, items in published][1] == [("c", "normal")]
