@@ -196,6 +196,35 @@ class ApiRateLimiter:
             counts[item] = counts.get(item, 0) + 1
         calls = [(self._keys(key_id), (now, repr(float(rate)), int(burst), 1, count))
                  for (key_id, rate, burst), count in counts.items()]
+        if len(calls) == 1:  # one key (the common group): one command, without a pipeline's machinery
+            keys, args = calls[0]
+            try:
+                replies = [self.client.evalsha(self._script.sha, len(keys), *keys, *args)]
+            except redis.exceptions.NoScriptError:  # Redis ran nothing: load the script, then once more
+                self.client.script_load(self._script.script)
+                replies = [self.client.evalsha(self._script.sha, len(keys), *keys, *args)]
+        else:
+            replies = self._evalsha_many(calls)
+        # Each item's decision: the n-th request of a key is allowed if n < allowed.
+        outcomes = {}
+        for item, (code, wait_ms, remaining) in zip(counts, replies):
+            outcomes[item] = [int(code), int(wait_ms), int(remaining), 0]  # allowed, wait, left after all, seen
+        decisions = []
+        for item in items:
+            outcome = outcomes[item]
+            allowed, wait_ms, left, seen = outcome
+            outcome[3] = seen + 1
+            if allowed == -1:
+                decisions.append(ApiDecision(allowed=False, revoked=True))
+            elif seen < allowed:  # what was left after this one: the later allowed ones' tokens too
+                unlimited = float(item[1]) <= 0  # the bucket is not touched: it reports the burst
+                decisions.append(ApiDecision(allowed=True, remaining=left if unlimited else left + allowed - seen - 1))
+            else:
+                decisions.append(ApiDecision(allowed=False, retry_after=wait_ms / 1000.0, remaining=left))
+        return decisions
+
+    def _evalsha_many(self, calls: list) -> list:
+        """The replies of the script calls ``(keys, args)``, in one round trip."""
         replies: list = [None] * len(calls)
         todo = list(range(len(calls)))
         for attempt in range(2):
@@ -218,23 +247,7 @@ class ApiRateLimiter:
                 break
             self.client.script_load(self._script.script)
             todo = missing
-        # Each item's decision: the n-th request of a key is allowed if n < allowed.
-        outcomes = {}
-        for item, (code, wait_ms, remaining) in zip(counts, replies):
-            outcomes[item] = [int(code), int(wait_ms), int(remaining), 0]  # allowed, wait, left after all, seen
-        decisions = []
-        for item in items:
-            outcome = outcomes[item]
-            allowed, wait_ms, left, seen = outcome
-            outcome[3] = seen + 1
-            if allowed == -1:
-                decisions.append(ApiDecision(allowed=False, revoked=True))
-            elif seen < allowed:  # what was left after this one: the later allowed ones' tokens too
-                unlimited = float(item[1]) <= 0  # the bucket is not touched: it reports the burst
-                decisions.append(ApiDecision(allowed=True, remaining=left if unlimited else left + allowed - seen - 1))
-            else:
-                decisions.append(ApiDecision(allowed=False, retry_after=wait_ms / 1000.0, remaining=left))
-        return decisions
+        return replies
 
     def mark_revoked(self, key_id: str) -> None:
         self.client.set(self._keys(key_id)[1], "1")

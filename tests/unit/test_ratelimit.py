@@ -127,3 +127,12 @@ def test_api_hit_many_gives_the_decisions_and_bucket_of_one_call_per_request(cli
         clock.t += 1.25  # a partial refill between rounds
     many.mark_revoked("b")
     assert many.hit_many([("b", 1, 1), ("b", 1, 1)]) == [ApiDecision(allowed=False, revoked=True)] * 2
+
+
+def test_api_hit_many_of_one_key_loads_a_missing_script_and_charges_each_request_once(client, ns):
+    limiter = ApiRateLimiter(client, clock=Clock(), namespace=ns)
+    limiter._script = client.register_script(limiter._script.script + f"\n-- one key {ns}")
+    assert not client.script_exists(limiter._script.sha)[0]
+    assert [d.allowed for d in limiter.hit_many([("a", 1, 2)] * 3)] == [True, True, False]
+    assert client.script_exists(limiter._script.sha)[0]
+    assert not limiter.hit("a", rate=1, burst=2).allowed  # two tokens taken, not four
