@@ -15,8 +15,9 @@ carried its ids (at most ``NOTIFIER_PUBLISH_WAIT`` seconds); the group committer
 (``submit(wait=None)``): its requests are answered once their rows are committed, and their publish
 follows here. Either way a publish failure is handled as before: the rows are marked due and the
 dispatcher republishes them. A submit may name ``pending`` keys (the ``PendingPublish`` entries written
-with the rows): once its items are published (or marked due) they are handed to ``settle`` in one call
-per flush. Ids still waiting here when a process dies are rows left ``queued`` with their entries, which
+with the rows): once its items are published (or marked due) they are handed to ``settle``, in one call
+for every flush of ``settle_every`` seconds (the web process: ``NOTIFIER_PUBLISH_SETTLE_MS``, well under the
+grace; one DELETE per flush was a round trip per group of single creates) and before the thread idles. Ids still waiting here when a process dies are rows left ``queued`` with their entries, which
 the dispatcher republishes after ``NOTIFIER_PUBLISH_GRACE`` seconds (``lifecycle.recover_unconfirmed_publishes``).
 """
 from __future__ import annotations
@@ -58,11 +59,12 @@ class ProcessThread:
 
 
 class _Ticket:
-    __slots__ = ("items", "pending", "done", "request_id")
+    __slots__ = ("items", "pending", "done", "request_id", "waits")
 
-    def __init__(self, items, pending=()):
+    def __init__(self, items, pending=(), waits=False):
         self.items = items
         self.pending = pending
+        self.waits = waits  # a caller waits for this ticket's publish
         self.done = threading.Event()
         self.request_id = get_request_id()  # the submitting request's, for the task headers
 
@@ -73,17 +75,24 @@ class CoalescingPublisher:
     ``publish`` returns False when the items are neither published nor marked due (anything else: they
     are safe); ``settle`` then gets the ``pending`` keys of the safe ones. ``on_idle`` runs on the thread
     once it has had nothing to do for ``idle_after`` seconds, and when drained (e.g. close its
-    database connection, kept while it works).
+    database connection, kept while it works). ``settle`` gets the keys of all the flushes of up to
+    ``settle_every`` seconds in one call (0: after each flush), and whatever is left before ``on_idle``.
+    ``lazy_window``: the window of a flush nobody waits for (``submit(wait=None)``: the group committer's
+    requests are answered already); as soon as a caller waits, the flush keeps to ``window``.
     """
 
     def __init__(self, publish: Callable[[list[tuple[Any, str]]], Any], *, window: float, max_items: int = 500,
                  settle: Callable[[list], None] | None = None, on_idle: Callable[[], None] | None = None,
-                 idle_after: float = 5.0):
+                 idle_after: float = 5.0, settle_every: float = 0.0, lazy_window: float | None = None):
         self.publish = publish
         self.settle = settle
+        self.settle_every = settle_every
+        self._unsettled: list = []  # keys of safe items, for the next settle (this thread's own)
+        self._settle_at = 0.0
         self.on_idle = on_idle
         self.idle_after = idle_after
         self.window = window
+        self.lazy_window = window if lazy_window is None else max(window, lazy_window)
         self.max_items = max_items
         self._lock = threading.Lock()
         self._pending: list[_Ticket] = []
@@ -97,7 +106,7 @@ class CoalescingPublisher:
         """Queue ``items`` for the next flush; wait up to ``wait`` seconds for it. True if it was published.
 
         ``pending``: keys handed to ``settle`` once the items are safe (with no items: at the next flush)."""
-        ticket = _Ticket(list(items), tuple(pending))
+        ticket = _Ticket(list(items), tuple(pending), waits=wait is not None)
         with self._lock:
             self._thread.ensure()
             self._pending.append(ticket)
@@ -106,6 +115,8 @@ class CoalescingPublisher:
             self._wake.set()  # a full chunk: no reason to wait for the window
         elif len(self._pending) == 1:
             self._wake.set()  # start the window
+        elif ticket.waits and self.lazy_window > self.window:
+            self._wake.set()  # a lazy window may be running: this caller's flush keeps to the short one
         if wait is None:
             return False
         return ticket.done.wait(wait)
@@ -113,17 +124,24 @@ class CoalescingPublisher:
     def _run(self) -> None:
         idle = True
         while True:
-            if not self._wake.wait(None if idle else self.idle_after):
+            timeout = None if idle else self.idle_after
+            if self._unsettled:
+                timeout = max(0.0, self._settle_at - time.monotonic())
+            if not self._wake.wait(timeout):
+                if self._unsettled:
+                    self._settle(force=True)
+                    continue
                 self._idle()  # nothing for idle_after seconds
                 idle = True
                 continue
             idle = False
             self._wake.clear()
-            deadline = time.monotonic() + self.window
+            started = time.monotonic()
             while True:  # let more requests join, unless a chunk is already full
                 with self._lock:
                     count = sum(len(t.items) for t in self._pending)
-                remaining = deadline - time.monotonic()
+                    waits = any(t.waits for t in self._pending)
+                remaining = started + (self.window if waits else self.lazy_window) - time.monotonic()
                 if count >= self.max_items or remaining <= 0:
                     break
                 self._wake.wait(remaining)
@@ -142,6 +160,7 @@ class CoalescingPublisher:
                 self._released.set()
 
     def _idle(self) -> None:
+        self._settle(force=True)
         if self.on_idle is not None:
             try:
                 self.on_idle()
@@ -187,7 +206,17 @@ class CoalescingPublisher:
                 ticket.done.set()  # published: a waiting request need not wait for the settle as well
         keys = [key for t in tickets if safe or not t.items for key in t.pending]
         if keys and self.settle is not None:
-            try:
-                self.settle(keys)
-            except Exception:  # noqa: BLE001 - never kill the thread
-                logger.exception("settle failed")
+            if not self._unsettled:
+                self._settle_at = time.monotonic() + self.settle_every
+            self._unsettled.extend(keys)
+            self._settle()
+
+    def _settle(self, *, force: bool = False) -> None:
+        """Hand the keys gathered so far to ``settle`` (in one call) once ``settle_every`` has passed."""
+        if not self._unsettled or (not force and time.monotonic() < self._settle_at):
+            return
+        keys, self._unsettled = self._unsettled, []
+        try:
+            self.settle(keys)
+        except Exception:  # noqa: BLE001 - never kill the thread
+            logger.exception("settle failed")

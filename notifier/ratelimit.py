@@ -30,8 +30,12 @@ import redis
 # --- scripts ---------------------------------------------------------------------------
 
 # KEYS[1] bucket hash, KEYS[2] revocation marker
-# ARGV: now (seconds, or "" to use Redis TIME), rate (tokens/s, <= 0 = unlimited), burst, cost
-# -> {code, retry_after_ms, remaining}; code 1 allowed, 0 throttled, -1 revoked
+# ARGV: now (seconds, or "" to use Redis TIME), rate (tokens/s, <= 0 = unlimited), burst, cost,
+# and optionally count: that many requests of ``cost`` each, in order (default 1)
+# -> {code, retry_after_ms, remaining}; code 1 allowed, 0 throttled, -1 revoked. With a count, code is
+# how many of them were allowed (the first ones: the bucket only empties), retry_after_ms is that of
+# the first one refused, remaining is what the bucket holds after them all: the same decisions and
+# the same bucket as ``count`` calls one after another at the same ``now``.
 _API_SCRIPT = """
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return {-1, 0, 0}
@@ -39,8 +43,9 @@ end
 local rate = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
 local cost = tonumber(ARGV[4])
+local count = tonumber(ARGV[5] or '1')
 if rate <= 0 then
-  return {1, 0, burst}
+  return {count, 0, burst}
 end
 local now
 if ARGV[1] == '' then
@@ -62,11 +67,14 @@ if now > ts then
 end
 local code = 0
 local wait = 0
-if tokens >= cost then
-  tokens = tokens - cost
-  code = 1
-else
-  wait = (cost - tokens) / rate
+for i = 1, count do
+  if tokens >= cost then
+    tokens = tokens - cost
+    code = code + 1
+  else
+    wait = (cost - tokens) / rate
+    break
+  end
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(ts))
 redis.call('PEXPIRE', KEYS[1], math.ceil(((burst - tokens) / rate + 1) * 1000))
@@ -179,9 +187,44 @@ class ApiRateLimiter:
 
     def hit_many(self, items: Sequence[tuple[str, float, int]]) -> list[ApiDecision]:
         """``hit(key_id, rate=rate, burst=burst)`` for each ``(key_id, rate, burst)`` in order, in one
-        round trip (a pipeline of script calls; each is still atomic on its own)."""
+        round trip: one script call per distinct key (with the count of its requests: a group commit's
+        requests mostly share one key), each atomic on its own. The decisions are those of one call
+        per item in order (the script takes the requests of a key in order, the bucket only empties)."""
         now = _now_arg(self.clock)
-        calls = [(self._keys(key_id), (now, repr(float(rate)), int(burst), 1)) for key_id, rate, burst in items]
+        counts: dict[tuple[str, float, int], int] = {}
+        for item in items:
+            counts[item] = counts.get(item, 0) + 1
+        calls = [(self._keys(key_id), (now, repr(float(rate)), int(burst), 1, count))
+                 for (key_id, rate, burst), count in counts.items()]
+        if len(calls) == 1:  # one key (the common group): one command, without a pipeline's machinery
+            keys, args = calls[0]
+            try:
+                replies = [self.client.evalsha(self._script.sha, len(keys), *keys, *args)]
+            except redis.exceptions.NoScriptError:  # Redis ran nothing: load the script, then once more
+                self.client.script_load(self._script.script)
+                replies = [self.client.evalsha(self._script.sha, len(keys), *keys, *args)]
+        else:
+            replies = self._evalsha_many(calls)
+        # Each item's decision: the n-th request of a key is allowed if n < allowed.
+        outcomes = {}
+        for item, (code, wait_ms, remaining) in zip(counts, replies):
+            outcomes[item] = [int(code), int(wait_ms), int(remaining), 0]  # allowed, wait, left after all, seen
+        decisions = []
+        for item in items:
+            outcome = outcomes[item]
+            allowed, wait_ms, left, seen = outcome
+            outcome[3] = seen + 1
+            if allowed == -1:
+                decisions.append(ApiDecision(allowed=False, revoked=True))
+            elif seen < allowed:  # what was left after this one: the later allowed ones' tokens too
+                unlimited = float(item[1]) <= 0  # the bucket is not touched: it reports the burst
+                decisions.append(ApiDecision(allowed=True, remaining=left if unlimited else left + allowed - seen - 1))
+            else:
+                decisions.append(ApiDecision(allowed=False, retry_after=wait_ms / 1000.0, remaining=left))
+        return decisions
+
+    def _evalsha_many(self, calls: list) -> list:
+        """The replies of the script calls ``(keys, args)``, in one round trip."""
         replies: list = [None] * len(calls)
         todo = list(range(len(calls)))
         for attempt in range(2):
@@ -204,7 +247,7 @@ class ApiRateLimiter:
                 break
             self.client.script_load(self._script.script)
             todo = missing
-        return [self._decision(*reply) for reply in replies]
+        return replies
 
     def mark_revoked(self, key_id: str) -> None:
         self.client.set(self._keys(key_id)[1], "1")

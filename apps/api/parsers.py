@@ -30,7 +30,10 @@ def parse_json(raw: bytes, encoding: str = "utf-8"):
     if b"\\u0000" in raw:
         raise ParseError("NUL characters (\\u0000) are not allowed.")
     try:
-        data = json.loads(raw.decode(encoding), parse_constant=_refuse_constant)
+        text = raw.decode(encoding)
+        # One decoder for every body (json.loads with an option builds a new one per call); json.loads
+        # itself for a body with a byte order mark, which it refuses with its own message.
+        data = json.loads(text, parse_constant=_refuse_constant) if text.startswith("\ufeff") else _DECODER.decode(text)
     except RecursionError as exc:
         raise ParseError("JSON nested too deeply.") from exc
     except (ValueError, UnicodeDecodeError) as exc:
@@ -47,3 +50,6 @@ def parse_json(raw: bytes, encoding: str = "utf-8"):
 
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)

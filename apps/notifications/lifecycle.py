@@ -22,6 +22,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from notifier import clock, metrics
+from notifier.context import reset_request_id, set_request_id
 
 from .models import Notification, NotificationEvent, PendingPublish, Status
 
@@ -65,6 +66,25 @@ def created(rows: list[tuple[str, str, str, str]], ids: list) -> None:
     """After commit: metrics, and one log line per request (not per row: batches are 1,000)."""
     metrics.notifications_accepted((channel, category, priority) for channel, category, priority, _ in rows)
     metrics.notifications_entered(rows)
+    _log_created(rows, ids)
+
+
+def created_by_requests(requests: list[tuple[str | None, list[tuple[str, str, str, str]], list]]) -> None:
+    """``created`` for the requests of a group commit, each (request id, rows, ids): the metrics once for
+    the whole group (a write per label set, not per request), the log line of each request under its id."""
+    rows = [row for _, request_rows, _ in requests for row in request_rows]
+    metrics.notifications_accepted((channel, category, priority) for channel, category, priority, _ in rows)
+    metrics.notifications_entered(rows)
+    if logger.isEnabledFor(logging.INFO):
+        for request_id, request_rows, ids in requests:
+            token = set_request_id(request_id)
+            try:
+                _log_created(request_rows, ids)
+            finally:
+                reset_request_id(token)
+
+
+def _log_created(rows: list[tuple[str, str, str, str]], ids: list) -> None:
     if logger.isEnabledFor(logging.INFO) and rows:
         if len(rows) == 1:
             channel, category, priority, status = rows[0]

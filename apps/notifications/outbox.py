@@ -77,7 +77,10 @@ def _coalescing_publisher(*, always: bool = False):
         return None
     if _publisher is None or _publisher.window != window:
         _publisher = CoalescingPublisher(publish_or_mark_due, window=window, max_items=settings.NOTIFIER_CHUNK_SIZE,
-                                         settle=_settle_published, on_idle=_close_thread_connections)
+                                         settle=_settle_published, on_idle=_close_thread_connections,
+                                         lazy_window=window and max(settings.NOTIFIER_PUBLISH_LAZY_MS, 0.0) / 1000,
+                                         settle_every=min(max(settings.NOTIFIER_PUBLISH_SETTLE_MS, 0.0) / 1000,
+                                                          settings.NOTIFIER_PUBLISH_GRACE / 10))
     return _publisher
 
 

@@ -1,5 +1,6 @@
 """The coalescing publisher: many small submits, few publishes, every item exactly once."""
 import threading
+import time
 
 from notifier.batching import CoalescingPublisher
 
@@ -93,3 +94,40 @@ def test_an_idle_publisher_thread_runs_on_idle_once():
 
     publisher.submit([("a", "normal")], wait=5)
     assert idle.wait(5)
+
+
+def test_the_keys_of_several_flushes_are_settled_in_one_call_once_settle_every_has_passed():
+    settled = []
+    publisher = CoalescingPublisher(lambda items: None, window=0, settle=lambda keys: settled.append(list(keys)),
+                                    settle_every=1.0)
+    for key in ("k1", "k2", "k3"):
+        assert publisher.submit([(key, "normal")], wait=5, pending=[key])
+    assert settled == []  # published, their keys wait for the next settle
+    deadline = time.monotonic() + 5
+    while not settled and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert settled == [["k1", "k2", "k3"]]
+
+
+def test_drain_settles_the_keys_still_waiting():
+    settled = []
+    publisher = CoalescingPublisher(lambda items: None, window=0, settle=settled.extend, settle_every=60)
+    publisher.submit([("a", "normal")], wait=5, pending=["key-a"])
+    assert publisher.drain(timeout=5)
+    assert settled == ["key-a"]
+
+
+def test_a_flush_nobody_waits_for_keeps_the_lazy_window_and_a_waiting_caller_cuts_it_short():
+    published = []
+    publisher = CoalescingPublisher(lambda items: published.append((time.monotonic(), list(items))), window=0.0,
+                                    lazy_window=1.0)
+    started = time.monotonic()
+    publisher.submit([("a", "normal")])  # the group committer's: nobody waits
+    time.sleep(0.1)
+    assert published == []  # still gathering
+    assert publisher.submit([("b", "normal")], wait=5)
+    assert [items for _, items in published] == [[("a", "normal"), ("b", "normal")]]
+    assert published[0][0] - started < 0.8
+    publisher.submit([("c", "normal")])
+    assert publisher.drain(timeout=5)
+    assert [items for _, items in published][1] == [("c", "normal")]

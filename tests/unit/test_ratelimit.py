@@ -5,7 +5,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from notifier.ratelimit import ALLOWED, HELD, REFUSED, ApiRateLimiter, CapItem, CapLimiter
+from notifier.ratelimit import ALLOWED, HELD, REFUSED, ApiDecision, ApiRateLimiter, CapItem, CapLimiter
 
 
 class Clock:
@@ -113,3 +113,26 @@ def test_api_hit_many_loads_a_missing_script_and_charges_each_request_once(clien
     assert client.script_exists(limiter._script.sha)[0]
     assert not limiter.hit("a", rate=1, burst=2).allowed  # two tokens taken, not four
     assert [limiter.hit("b", rate=1, burst=2).allowed for _ in range(2)] == [True, False]
+
+
+def test_api_hit_many_gives_the_decisions_and_bucket_of_one_call_per_request(client, ns):
+    """One script call per key (with the count of its requests) decides as the calls one by one would."""
+    clock = Clock()
+    many = ApiRateLimiter(client, clock=clock, namespace=ns)
+    one = ApiRateLimiter(client, clock=clock, namespace=ns + "-one")
+    items = [("a", 2, 3)] * 5 + [("b", 1, 1), ("a", 2, 3), ("b", 1, 1), ("c", 0, 4), ("c", 0, 4)]
+    for step in range(3):
+        expected = [one.hit(key, rate=rate, burst=burst) for key, rate, burst in items]
+        assert many.hit_many(items) == expected
+        clock.t += 1.25  # a partial refill between rounds
+    many.mark_revoked("b")
+    assert many.hit_many([("b", 1, 1), ("b", 1, 1)]) == [ApiDecision(allowed=False, revoked=True)] * 2
+
+
+def test_api_hit_many_of_one_key_loads_a_missing_script_and_charges_each_request_once(client, ns):
+    limiter = ApiRateLimiter(client, clock=Clock(), namespace=ns)
+    limiter._script = client.register_script(limiter._script.script + f"\n-- one key {ns}")
+    assert not client.script_exists(limiter._script.sha)[0]
+    assert [d.allowed for d in limiter.hit_many([("a", 1, 2)] * 3)] == [True, True, False]
+    assert client.script_exists(limiter._script.sha)[0]
+    assert not limiter.hit("a", rate=1, burst=2).allowed  # two tokens taken, not four

@@ -71,6 +71,9 @@ class ExpressCreate:
         self._hosts: dict[bytes, bool] = {}
         self._accepts: dict[bytes, bool] = {b"*/*": True, b"application/json": True}
         self.timeout = 60.0
+        from apps.api.renderers import JSONRenderer
+
+        self.renderer = JSONRenderer()  # the API's renderer; it keeps no state between answers
 
     def match(self, scope: dict) -> str | None:
         """The channel of a single create this lane may answer, or None."""
@@ -101,14 +104,20 @@ class ExpressCreate:
         committer = group_committer()
         if committer is None:
             return None
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         committer.submit_express(ExpressTicket(item=item, channel=channel, api_key=api_key,
                                                request_id=request_id, future=future))
+        # A timer on the future itself (asyncio.wait_for wraps it in a task of its own: a request's worth of
+        # the loop's time more); a client that goes away cancels the future with this request's task.
+        timer = loop.call_later(self.timeout, _time_out, future)
         try:
-            ticket = await asyncio.wait_for(future, self.timeout)
+            ticket = await future
         except asyncio.TimeoutError:
             logger.error("the group committer did not answer in time", extra={"request_id": request_id})
             return self._server_error(security, request_id, started)
+        finally:
+            timer.cancel()
         if ticket.declined:
             return None
         if ticket.error is not None:  # logged by the committer; Django would answer this 500 too
@@ -195,13 +204,16 @@ class ExpressCreate:
 
     def _answer(self, status: int, data: dict, headers: list, security: list, request_id: str,
                 started: float) -> tuple[int, list, bytes]:
-        from apps.api.renderers import JSONRenderer
-
-        body = JSONRenderer().render(data)
+        body = self.renderer.render(data)
         headers = [*headers, (b"content-length", str(len(body)).encode()), *security,
                    (b"x-request-id", request_id.encode("latin1"))]
         metrics.http_request("POST", self.route, status, time.perf_counter() - started)
         return status, headers, body
+
+
+def _time_out(future) -> None:
+    if not future.done():
+        future.set_exception(asyncio.TimeoutError())
 
 
 def _drf_answers_json(accept: str) -> bool:

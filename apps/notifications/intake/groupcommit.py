@@ -284,17 +284,12 @@ def create_group(tickets: list[_Ticket]) -> None:
             ticket.result = notifications[position:position + len(ticket.specs)]
             position += len(ticket.specs)
             created.append(ticket)
-    to_publish = []
-    for ticket in created:
-        token = set_request_id(ticket.request_id)
-        try:
-            lifecycle.created([(n.channel, n.category, n.priority, n.status) for n in ticket.result],
-                           [n.id for n in ticket.result])
-        except Exception:  # noqa: BLE001 - metrics and logs never fail a committed request
-            logger.exception("counting created notifications failed")
-        finally:
-            reset_request_id(token)
-        to_publish.extend((n.id, n.priority) for n in ticket.result if n.status == Status.QUEUED)
+    try:
+        lifecycle.created_by_requests([(t.request_id, [(n.channel, n.category, n.priority, n.status) for n in t.result],
+                                        [n.id for n in t.result]) for t in created])
+    except Exception:  # noqa: BLE001 - metrics and logs never fail a committed request
+        logger.exception("counting created notifications failed")
+    to_publish = [(n.id, n.priority) for t in created for n in t.result if n.status == Status.QUEUED]
     if to_publish:
         # One confirmed publish for the group (it marks the rows due for the dispatcher on failure),
         # under the request ids of the requests whose notifications it carries.
