@@ -192,3 +192,16 @@ def web_push():
     peer.vapid_private_key = private
     yield peer
     peer.stop()
+
+
+@pytest.fixture
+def reset_clock_and_caps():
+    """Frequency-cap counters cleared before the test; the pipeline's clock put back after it."""
+    from apps.notifications.caps import cap_limiter
+    from notifier import clock
+
+    client = cap_limiter().client
+    for key in client.scan_iter("notifier:cap:*"):
+        client.delete(key)
+    yield
+    clock.reset()

@@ -20,7 +20,7 @@ from apps.topics.models import Topic
 from apps.topics.services import topic_subscribe
 from notifier import clock
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("reset_clock_and_caps")]
 
 EMAIL = "/api/v1/notifications/email/"
 MAIL = {"subject": "Release 2.0", "body": "It is out."}
@@ -29,17 +29,6 @@ FIELDS = ("channel", "to", "category", "priority", "template", "locale", "conten
           "attempts_at_replay", "last_error", "provider", "provider_message_id", "scheduled_for", "expires_at",
           "next_attempt_at", "claimed_at", "metadata", "group_key", "sent_at", "delivered_at", "api_key_id",
           "project_id", "claim_timeouts")
-
-
-@pytest.fixture(autouse=True)
-def _reset_clock_and_caps():
-    from apps.notifications.caps import cap_limiter
-
-    client = cap_limiter().client
-    for key in client.scan_iter("notifier:cap:*"):
-        client.delete(key)
-    yield
-    clock.reset()
 
 
 def _subscribers(api_key, key: str) -> Topic:

@@ -24,22 +24,11 @@ from apps.topics.models import Topic
 from apps.topics.services import topic_subscribe
 from notifier import clock
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("reset_clock_and_caps")]
 
 EMAIL = "/api/v1/notifications/email/"
 BATCH = "/api/v1/notifications/batch/"
 MAIL = {"subject": "Release 2.0", "body": "It is out."}
-
-
-@pytest.fixture(autouse=True)
-def _reset_clock_and_caps():
-    from apps.notifications.caps import cap_limiter
-
-    client = cap_limiter().client
-    for key in client.scan_iter("notifier:cap:*"):
-        client.delete(key)
-    yield
-    clock.reset()
 
 
 def _client(issued) -> APIClient:
