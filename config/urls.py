@@ -21,5 +21,7 @@ urlpatterns = [
     path("demo/inbox/", inbox_demo, name="inbox-demo"),
 ]
 
+handler400 = errors.json_bad_request
+handler403 = errors.json_forbidden
 handler404 = errors.json_not_found
 handler500 = errors.json_server_error

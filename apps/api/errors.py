@@ -50,6 +50,17 @@ def json_not_found(request, exception=None):
     return JsonResponse({"errors": {"detail": ["Not found."]}, "detail": "Not found."}, status=404)
 
 
+def json_bad_request(request, exception=None):
+    """Django's 400 for a request it refuses before any view (a Host header that is no host name, another
+    SuspiciousOperation): the same JSON shape as every other error, and nothing of the request echoed."""
+    return JsonResponse({"errors": {"detail": ["Bad request."]}, "detail": "Bad request."}, status=400)
+
+
+def json_forbidden(request, exception=None):
+    return JsonResponse({"errors": {"detail": ["Permission denied."]}, "detail": "Permission denied."},
+                        status=403)
+
+
 def json_server_error(request):
     return JsonResponse({"errors": {"detail": ["Internal server error."]}, "detail": "Internal server error."},
                         status=500)
@@ -59,4 +70,5 @@ def not_found_response() -> Response:
     return Response({"errors": {"detail": ["Not found."]}, "detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
 
 
-__all__ = ["error_lists", "exception_handler", "json_not_found", "json_server_error", "not_found_response", "Http404"]
+__all__ = ["error_lists", "exception_handler", "json_bad_request", "json_forbidden", "json_not_found",
+           "json_server_error", "not_found_response", "Http404"]
