@@ -54,7 +54,7 @@ def time_limits(monkeypatch):
 
 # prefork: Celery's soft/hard limits of 10/12 s, the chunk deadline of 4 s well inside them;
 # threads: no time limit at all, the chunk deadline (4 s) is the only one.
-POOLS = {"prefork": (2, 8), "threads": (4, 16)}  # concurrency, SMTP sessions a process
+POOLS = {"prefork": (2, 16), "threads": (4, 32)}  # concurrency, SMTP sessions a process
 
 
 @pytest.mark.parametrize("pool", sorted(POOLS))
