@@ -113,13 +113,16 @@ def maintain(now: datetime | None = None) -> dict:
     now = now or datetime.now(tz.utc)
     created = ensure_ahead(now)
     dropped, kept = drop_expired(now)
-    return {"created": created, "dropped": dropped, "kept": kept, "stray": stray_rows()}
+    stray = stray_rows()
+    if stray:
+        logger.warning("partitions: %d notifications outside every range (default partition)", stray)
+    return {"created": created, "dropped": dropped, "kept": kept, "stray": stray}
 
 
-def ensure_ahead(now: datetime, *, interval: float | None = None, ahead: int | None = None) -> list[str]:
-    """Create the partitions of every interval up to ``ahead`` intervals after ``now``'s. Returns their names."""
-    interval = interval or settings.NOTIFIER_PARTITION_INTERVAL
-    ahead = ahead or settings.NOTIFIER_PARTITIONS_AHEAD
+def ensure_ahead(now: datetime) -> list[str]:
+    """Create the partitions of every interval up to NOTIFIER_PARTITIONS_AHEAD intervals after ``now``'s.
+    Returns their names."""
+    interval, ahead = settings.NOTIFIER_PARTITION_INTERVAL, settings.NOTIFIER_PARTITIONS_AHEAD
     horizon = interval_start(now, interval) + timedelta(seconds=interval * (ahead + 1))
     created = []
     with transaction.atomic(), connection.cursor() as cursor:

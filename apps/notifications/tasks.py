@@ -43,5 +43,4 @@ def result_hooks() -> dict[str, int]:
 @shared_task(name="notifier.partitions", acks_late=True)
 def partitions_maintain() -> dict:
     """Beat: time partitions created ahead, expired ones dropped (retention)."""
-    report = partitions.maintain()
-    return {key: report[key] for key in ("created", "dropped", "kept", "stray")}
+    return partitions.maintain()
