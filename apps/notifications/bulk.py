@@ -6,13 +6,14 @@ COPY runs on Django's own connection, so it joins the surrounding
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Any, Iterable, Sequence
 
 from django.db import connection, models
 from django.db.models.base import ModelState
-from psycopg import RawCursor
+from psycopg import Cursor, RawCursor
 from psycopg.types.json import Jsonb, set_json_dumps
 
 from notifier import fastjson
@@ -20,6 +21,22 @@ from notifier import fastjson
 from .models import Notification, NotificationEvent, PendingPublish
 
 EVENT_COLUMNS = ("notification_id", "status", "at", "detail", "provider", "attempt")
+
+
+@contextmanager
+def driver_cursor(cursor_class: type = Cursor):
+    """A cursor of psycopg itself on Django's connection (binary rows, COPY, ``$n`` placeholders),
+    with its errors passed through Django's error wrapper as Django's own cursors are.
+
+    Without the wrapper a lost connection (PostgreSQL restarted, a failover, an administrator's
+    ``pg_terminate_backend``) raised psycopg's error: a task's ``autoretry_for=DatabaseError`` did not
+    retry it, and Django never learned the connection was broken (``errors_occurred``), so neither
+    ``close_old_connections`` nor Celery's hook before each task replaced it. Every later claim of
+    that worker thread failed on the dead connection (tests/integration/test_fault_tolerance.py).
+    """
+    connection.ensure_connection()
+    with connection.wrap_database_errors, cursor_class(connection.connection) as cursor:
+        yield cursor
 
 
 def copy_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
@@ -30,11 +47,10 @@ def copy_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
     no text escaping on either side. JSON columns then take Python objects, not JSON text,
     encoded by ``notifier.fastjson`` (a ``Jsonb`` with its own ``dumps`` keeps it).
     """
-    connection.ensure_connection()
     qn = connection.ops.quote_name
     quoted = ", ".join(qn(c) for c in columns)
     binary = " (FORMAT BINARY)" if types else ""
-    with connection.connection.cursor() as cursor:
+    with driver_cursor() as cursor:
         if types:
             set_json_dumps(fastjson.dumps, cursor)
         with cursor.copy(f"COPY {qn(table)} ({quoted}) FROM STDIN{binary}") as copy:
@@ -191,12 +207,11 @@ def insert_notification_rows(rows: list[list], event_rows: list[tuple], *, pendi
         copy_rows(Notification._meta.db_table, plan.columns, rows, types=plan.binary_types)
         copy_rows(NotificationEvent._meta.db_table, EVENT_COLUMNS, event_rows, types=EVENT_TYPES)
         if pending is not None:
-            with connection.connection.cursor() as cursor:
+            with driver_cursor() as cursor:
                 cursor.execute(f"INSERT INTO {connection.ops.quote_name(PendingPublish._meta.db_table)} (id) "
                                f"VALUES (%s)", [pending])
         return
     _adapt_json(rows, plan.json_fields, binary=False)
-    connection.ensure_connection()
     # A raw cursor: the statement has PostgreSQL's own $n placeholders and goes as it is, the values
     # bound by the server. Django's cursor would rewrite its hundreds of %s placeholders into literals
     # on every call (psycopg caches that only for statements of up to 50 parameters): 3 ms of CPU for
@@ -204,7 +219,7 @@ def insert_notification_rows(rows: list[list], event_rows: list[tuple], *, pendi
     params = [v for row in rows for v in row] + [v for row in event_rows for v in row]
     if pending is not None:
         params.append(pending)
-    with connection.wrap_database_errors, RawCursor(connection.connection) as cursor:
+    with driver_cursor(RawCursor) as cursor:
         cursor.execute(_insert_sql(plan.columns, len(rows), pending is not None), params)
 
 

@@ -10,7 +10,6 @@ from functools import lru_cache
 from datetime import datetime
 from typing import Any, Iterable
 
-import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -215,8 +214,7 @@ def claim(ids: Iterable[str], now: datetime) -> list[Notification]:
     # Binary rows: psycopg's C loaders parse uuids and times (Django's text timestamptz loader is
     # Python and was the largest cost of a claim). `content` comes as text and is decoded here:
     # psycopg's jsonb loader goes through json.loads on bytes (encoding detection, a decode).
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:  # Django's own cursors are client-side
+    with bulk.driver_cursor() as cursor:  # Django's own cursors are client-side
         cursor.execute(sql, params, binary=True)
         rows = cursor.fetchall()
     return _instances(rows, constants)

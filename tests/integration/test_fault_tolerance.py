@@ -72,3 +72,75 @@ def test_high_priority_mail_posted_behind_a_low_priority_backlog_is_sent_first(a
              timeout=120, message="the backlog to drain")
     low_sent_after = Notification.objects.filter(id__in=low_ids, sent_at__gt=high.sent_at).count()
     assert low_sent_after > 100
+
+
+def _drop_other_database_connections() -> int:
+    """What a PostgreSQL restart or failover does to every process: their connections are cut."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                       " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.parametrize("pool", ["threads", "prefork"])
+def test_delivery_resumes_after_postgresql_cuts_the_workers_connections(stack, smtp_sink, pool):
+    """The workers' claims run on psycopg's own cursors (binary rows). A connection cut under them
+    once raised psycopg's error: the chunk was not retried (its rows waited for the 10-minute sweep)
+    and the worker thread kept its dead connection, so every later chunk failed the same way."""
+    stack.worker(concurrency=2, pool=pool, prefetch=1)
+    before = [i for n in range(4) for i in _emails(5, tag=f"before{n}-")]  # a chunk for each thread
+    wait_for(lambda: Notification.objects.filter(id__in=before, status="sent").count() == len(before), timeout=30,
+             message="the first notifications, which open the workers' connections")
+
+    assert _drop_other_database_connections() >= 1
+    after = _emails(40, tag="after")
+    for chunk in range(4):  # more chunks than worker threads: each thread meets its cut connection
+        after += _emails(5, tag=f"chunk{chunk}-")
+    wait_for(lambda: Notification.objects.filter(id__in=after, status="sent").count() == len(after), timeout=40,
+             message="every notification created after the cut to be sent (retried, on new connections)")
+    received = {m["X-Notifier-Id"] for m in smtp_sink.messages}
+    assert set(before + after) <= received
+
+
+def test_the_api_answers_again_after_postgresql_cuts_its_connections(tmp_path, transactional_db, purge_queues):
+    """Single creates (the event loop's express lane and the group committer) and batches (a WSGI
+    thread, binary COPY) on the web server as the Procfile runs it: after every connection is cut,
+    at most the first request of each path fails (a 5xx, never a lost 202), and the rest are created."""
+    import http.client
+    import json
+
+    from apps.apikeys.services import api_key_create
+    from tests.live import Gunicorn
+
+    key = api_key_create(name="cut").raw
+    server = Gunicorn(tmp_path, workers=1, asgi=True).start()
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    single = {"to": "a@example.com", "subject": "s", "body": "b"}
+    batch = {"notifications": [{"channel": "email", **single, "to": f"b{i}@example.com"} for i in range(30)]}
+
+    def post(path, body):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        try:
+            conn.request("POST", path, json.dumps(body), headers)
+            response = conn.getresponse()
+            return response.status, json.loads(response.read() or b"null")
+        finally:
+            conn.close()
+
+    try:
+        assert post("/api/v1/notifications/email/", single)[0] == 202
+        assert post("/api/v1/notifications/batch/", batch)[0] == 202
+        assert _drop_other_database_connections() >= 1
+
+        answers = [post("/api/v1/notifications/email/", single) for _ in range(10)]
+        answers += [post("/api/v1/notifications/batch/", batch) for _ in range(3)]
+    finally:
+        server.stop()
+    statuses = [status for status, _ in answers]
+    assert statuses[2:10] == [202] * 8 and statuses[11:] == [202] * 2, statuses
+    assert all(status in (202, 500, 503) for status in statuses), statuses
+    created = [body["id"] for status, body in answers[:10] if status == 202]
+    created += [item["id"] for status, body in answers[10:] if status == 202 for item in body["results"] if "id" in item]
+    assert Notification.objects.filter(id__in=created).count() == len(created)
