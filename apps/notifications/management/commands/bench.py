@@ -216,6 +216,8 @@ class Command(BaseCommand):
             )
             latency = {}
             for priority, count, pcts, worst, first_created, last_sent, sent_during_load in cursor.fetchall():
+                if not count:  # nothing sent (ROLLUP still gives its total row, without percentiles)
+                    continue
                 latency[priority] = {"sent": count, "p50": pcts[0], "p95": pcts[1], "p99": pcts[2],
                                      "max": float(worst) if worst is not None else None,
                                      "first_created": first_created, "last_sent": last_sent,
