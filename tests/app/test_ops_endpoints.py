@@ -247,3 +247,26 @@ def test_the_api_logs_an_accepted_notification_as_json_with_its_id_and_request_i
     assert entry["notification_id"] == response.json()["id"]
     assert (entry["channel"], entry["priority"], entry["status"]) == ("email", "normal", "queued")
     assert entry["request_id"] == "req-api-log-1"
+
+
+def test_a_group_commit_of_several_requests_logs_one_line_naming_each_request_and_notification(caplog):
+    import json
+    import logging
+    import uuid
+
+    from apps.notifications import lifecycle
+    from notifier.logs import JsonFormatter
+
+    ids = [uuid.uuid4() for _ in range(3)]
+    requests = [("req-a", [("email", "transactional", "normal", "queued")], [ids[0]]),
+                ("req-b", [("sms", "transactional", "high", "queued")], [ids[1]]),
+                ("req-c", [("email", "marketing", "normal", "suppressed")], [ids[2]])]
+    with caplog.at_level(logging.INFO, logger="apps.notifications.lifecycle"):
+        lifecycle.created_by_requests(requests)
+    [record] = [r for r in caplog.records if r.name == "apps.notifications.lifecycle"]
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == "3 notifications accepted"
+    assert entry["notification_ids"] == [str(i) for i in ids]
+    assert entry["request_ids"] == ["req-a", "req-b", "req-c"]
+    assert (entry["channels"], entry["priorities"], entry["statuses"]) == (
+        ["email", "sms"], ["high", "normal"], {"queued": 2, "suppressed": 1})
