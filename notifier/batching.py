@@ -79,11 +79,15 @@ class CoalescingPublisher:
     ``settle_every`` seconds in one call (0: after each flush), and whatever is left before ``on_idle``.
     ``lazy_window``: the window of a flush nobody waits for (``submit(wait=None)``: the group committer's
     requests are answered already); as soon as a caller waits, the flush keeps to ``window``.
+    ``lazy_min_rate``: the lazy window only while items arrive at least this fast (items per second,
+    estimated from the flushes before): under load it makes fewer, larger messages; a trickle, which it
+    would not gather anyway, is published after the short window.
     """
 
     def __init__(self, publish: Callable[[list[tuple[Any, str]]], Any], *, window: float, max_items: int = 500,
                  settle: Callable[[list], None] | None = None, on_idle: Callable[[], None] | None = None,
-                 idle_after: float = 5.0, settle_every: float = 0.0, lazy_window: float | None = None):
+                 idle_after: float = 5.0, settle_every: float = 0.0, lazy_window: float | None = None,
+                 lazy_min_rate: float = 0.0):
         self.publish = publish
         self.settle = settle
         self.settle_every = settle_every
@@ -93,6 +97,9 @@ class CoalescingPublisher:
         self.idle_after = idle_after
         self.window = window
         self.lazy_window = window if lazy_window is None else max(window, lazy_window)
+        self.lazy_min_rate = lazy_min_rate
+        self._rate = 0.0  # items per second, a moving average over the flushes (this thread's own)
+        self._last_take = float("-inf")
         self.max_items = max_items
         self._lock = threading.Lock()
         self._pending: list[_Ticket] = []
@@ -137,11 +144,12 @@ class CoalescingPublisher:
             idle = False
             self._wake.clear()
             started = time.monotonic()
+            lazy = self.lazy_window if self._rate >= self.lazy_min_rate else self.window
             while True:  # let more requests join, unless a chunk is already full
                 with self._lock:
                     count = sum(len(t.items) for t in self._pending)
                     waits = any(t.waits for t in self._pending)
-                remaining = started + (self.window if waits else self.lazy_window) - time.monotonic()
+                remaining = started + (self.window if waits else lazy) - time.monotonic()
                 if count >= self.max_items or remaining <= 0:
                     break
                 self._wake.wait(remaining)
@@ -149,6 +157,9 @@ class CoalescingPublisher:
             with self._lock:
                 tickets, self._pending = self._pending, []
                 self._flushing = tickets
+            taken = time.monotonic()
+            rate = sum(len(t.items) for t in tickets) / max(taken - self._last_take, 0.001)
+            self._rate, self._last_take = (self._rate + rate) / 2, taken
             if tickets:
                 self._flush(tickets)
             with self._lock:

@@ -76,12 +76,19 @@ def _coalescing_publisher(*, always: bool = False):
     if window <= 0 and not always:
         return None
     if _publisher is None or _publisher.window != window:
+        lazy = window and max(settings.NOTIFIER_PUBLISH_LAZY_MS, 0.0) / 1000
         _publisher = CoalescingPublisher(publish_or_mark_due, window=window, max_items=settings.NOTIFIER_CHUNK_SIZE,
                                          settle=_settle_published, on_idle=_close_thread_connections,
-                                         lazy_window=window and max(settings.NOTIFIER_PUBLISH_LAZY_MS, 0.0) / 1000,
+                                         # The lazy window only where it would gather a few notifications.
+                                         lazy_window=lazy, lazy_min_rate=_LAZY_GATHERS / lazy if lazy else 0.0,
                                          settle_every=min(max(settings.NOTIFIER_PUBLISH_SETTLE_MS, 0.0) / 1000,
                                                           settings.NOTIFIER_PUBLISH_GRACE / 10))
     return _publisher
+
+
+# The lazy window is kept while it would gather at least this many notifications (the publisher's recent rate
+# times the window); a slower trickle is published after NOTIFIER_PUBLISH_COALESCE_MS, as a waiting caller's.
+_LAZY_GATHERS = 4
 
 
 def _close_thread_connections() -> None:

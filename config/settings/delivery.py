@@ -37,7 +37,8 @@ NOTIFIER_PUBLISH_COALESCE_MS = env_float("NOTIFIER_PUBLISH_COALESCE_MS", 2.0)
 # The window of a publish no request waits for (the group committer's: its requests are answered once their
 # rows are committed), when coalescing is on: fewer, larger messages (publisher CPU per message in the web
 # process, claims and result writes per message in the workers) for a few milliseconds more created -> sent.
-NOTIFIER_PUBLISH_LAZY_MS = env_float("NOTIFIER_PUBLISH_LAZY_MS", 10.0)
+# Only under load (outbox._LAZY_GATHERS): a trickle of single creates is published after the short window.
+NOTIFIER_PUBLISH_LAZY_MS = env_float("NOTIFIER_PUBLISH_LAZY_MS", 50.0)
 NOTIFIER_PUBLISH_WAIT = env_float("NOTIFIER_PUBLISH_WAIT", 5.0)
 # Backpressure (backlog.py): a batch waits while a queue it feeds holds more than NOTIFIER_BACKLOG_MAX
 # ready delivery messages (chunks of up to NOTIFIER_CHUNK_SIZE ids), for at most NOTIFIER_BACKLOG_WAIT s,

@@ -131,3 +131,22 @@ def test_a_flush_nobody_waits_for_keeps_the_lazy_window_and_a_waiting_caller_cut
     publisher.submit([("c", "normal")])
     assert publisher.drain(timeout=5)
     assert [items for _, items in published][1] == [("c", "normal")]
+
+
+def test_the_lazy_window_holds_a_stream_of_items_but_not_a_trickle():
+    published = []
+    publisher = CoalescingPublisher(lambda items: published.append(list(items)), window=0.0, lazy_window=0.3,
+                                    lazy_min_rate=20.0)  # lazy while 20 items/s or more arrive
+    publisher.submit([("lone", "normal")])  # nothing came before: published at once
+    deadline = time.monotonic() + 0.2
+    while not published and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert published == [[("lone", "normal")]]
+
+    for i in range(200):  # a stream: 2,000 items/s
+        publisher.submit([(f"s{i}", "normal")])
+        time.sleep(0.0005)
+    assert publisher.drain(timeout=5)
+    stream = published[1:]
+    assert sorted(i for call in stream for i, _ in call) == sorted(f"s{i}" for i in range(200))
+    assert len(stream) <= 5, f"the stream was gathered into a few messages, not {len(stream)}"
