@@ -68,6 +68,14 @@ class Proc:
             return ""
 
 
+def sent_by_beat(beat: Proc, entry: str | None = None) -> list[str]:
+    """The names of the entries a beat started with ``loglevel="INFO"`` has sent so far, in order
+    (only ``entry``'s when given). Celery logs ``Scheduler: Sending due task <name> (<task>)``."""
+    names = [line.split("Sending due task ", 1)[1].split(" (", 1)[0]
+             for line in beat.output().splitlines() if "Sending due task " in line]
+    return [n for n in names if entry is None or n == entry]
+
+
 class Stack:
     def __init__(self, workdir: Path, env: dict[str, str] | None = None):
         self.workdir = Path(workdir)
@@ -98,16 +106,23 @@ class Stack:
             self.wait_ready(proc)
         return proc
 
-    def beat(self, env: dict[str, str] | None = None, scheduler: str = "celery.beat:PersistentScheduler") -> Proc:
+    def beat(self, env: dict[str, str] | None = None, scheduler: str = "celery.beat:PersistentScheduler",
+             loglevel: str = "WARNING") -> Proc:
+        """A beat process. ``loglevel="INFO"`` logs a line for every task it sends (see ``sent_by_beat``)."""
         name = f"beat{len(self.procs)}"
         args = [CELERY, "-A", "config.celery_app", "beat", "-S", scheduler,
-                "-s", str(self.workdir / f"{name}-schedule"), "--pidfile=", "-l", "WARNING"]
+                "-s", str(self.workdir / f"{name}-schedule"), "--pidfile=", "-l", loglevel]
         return self._start(args, name, env)
 
     def python(self, code: str, name: str, env: dict[str, str] | None = None) -> Proc:
         """Run ``code`` in a Python process with Django set up (e.g. a loop calling a service)."""
         prelude = "import django; django.setup()\n"
         return self._start([sys.executable, "-c", prelude + code], name, env)
+
+    def wait_ready_all(self, procs: list[Proc], timeout: float = 30.0) -> None:
+        """Wait for workers started with ``wait=False`` (they start in parallel)."""
+        for proc in procs:
+            self.wait_ready(proc, timeout=timeout)
 
     def wait_ready(self, proc: Proc, timeout: float = 30.0) -> None:
         from config.celery_app import app

@@ -130,7 +130,9 @@ def test_open_streams_do_not_hold_the_threads_that_serve_the_api(stack, api_key)
     from apps.inbox.tokens import recipient_token_issue
 
     alice = Recipient.objects.create(external_id="alice")
-    base = start_web(stack, env={"NOTIFIER_WEB_THREADS": "2"})
+    # Keep-alives every 0.5 s (not 15): a stream's reader thread sees its stop flag only when a line
+    # arrives, so closing the four streams would otherwise wait out the 15 s heartbeat.
+    base = start_web(stack, env={"NOTIFIER_WEB_THREADS": "2", "NOTIFIER_INBOX_STREAM_HEARTBEAT": "0.5"})
     token, _ = recipient_token_issue(recipient=alice)
     streams = [SseClient(f"{base}/api/v1/inbox/stream/?token={token}") for _ in range(4)]
     try:

@@ -106,8 +106,9 @@ def test_quiet_hours_hold_a_normal_notification_posted_at_23_new_york_until_07_w
     night = clock.offset_to(posted_at)
     clock.set_offset(night)
     env = {"NOTIFIER_TEST_CLOCK_OFFSET": str(night.total_seconds())}
-    stack.worker(env=env)
+    worker = stack.worker(env=env, wait=False)  # worker and beat start together
     stack.beat(env=env)
+    stack.wait_ready(worker)
     put_alice(api)
     prefs(api, {"quiet_hours": {"start": "22:00", "end": "07:00"}})
 
@@ -133,13 +134,14 @@ def test_quiet_hours_hold_a_normal_notification_posted_at_23_new_york_until_07_w
     assert "quiet hours 22:00–07:00 America/New_York" in row(held["id"]).events.order_by("-id").first().detail
     assert subjects(smtp_sink) == ["Your code is 123456"]
 
-    # Morning: restart worker and dispatcher with clocks 10 s before 07:00 New York time.
+    # Morning: restart worker and dispatcher (together) with clocks 6 s before 07:00 New York time.
     stack.stop_all()
-    morning = clock.offset_to(release - timedelta(seconds=10))
+    morning = clock.offset_to(release - timedelta(seconds=6))
     clock.set_offset(morning)
     env = {"NOTIFIER_TEST_CLOCK_OFFSET": str(morning.total_seconds())}
-    stack.worker(env=env)
+    worker = stack.worker(env=env, wait=False)
     stack.beat(env=env)
+    stack.wait_ready(worker)
 
     wait_for(lambda: row(held["id"]).status == "sent", timeout=TIMEOUT, message="sent once quiet hours ended")
     sent = row(held["id"])

@@ -16,7 +16,7 @@ from rest_framework import status
 from apps.notifications.intake.create import notifications_create
 from apps.notifications.models import Notification, NotificationEvent, Status
 from apps.notifications.specs import NotificationSpec
-from tests.stack import ALL_QUEUES, wait_for
+from tests.stack import ALL_QUEUES, sent_by_beat, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -122,19 +122,20 @@ def test_a_cancelled_notification_never_leaves(api, stack, smtp_sink):
 
 
 def test_a_rescheduled_notification_goes_at_its_new_time(api, stack, smtp_sink):
-    stack.worker()
+    worker = stack.worker(wait=False)  # starts while the two are posted and moved (nothing is due before 2 s)
     stack.beat(scheduler=DB_SCHEDULER)
     later = _post_email(api, to="later@example.com",
                         scheduled_for=(timezone.now() + timedelta(seconds=2)).isoformat())["id"]
     sooner = _post_email(api, to="sooner@example.com",
                          scheduled_for=(timezone.now() + timedelta(hours=1)).isoformat())["id"]
 
-    new_later = timezone.now() + timedelta(seconds=7)
+    new_later = timezone.now() + timedelta(seconds=6)
     new_sooner = timezone.now() + timedelta(seconds=3)
     for notification_id, when in ((later, new_later), (sooner, new_sooner)):
         response = api.patch(f"/api/v1/notifications/{notification_id}/", {"scheduled_for": when.isoformat()},
                              format="json")
         assert response.status_code == 200, response.content
+    stack.wait_ready(worker)
 
     wait_for(lambda: _status(sooner) == Status.SENT, timeout=60, message="moved-up notification sent")
     _assert_sent_once_not_before(smtp_sink, sooner, new_sooner)
@@ -150,6 +151,8 @@ DISPATCH_LOOP = """
 import time
 from apps.notifications.maintenance import dispatch_due
 end = time.monotonic() + {seconds}
+dispatch_due(limit={limit})
+print("looping", flush=True)
 while time.monotonic() < end:
     dispatch_due(limit={limit})
     time.sleep(0.01)
@@ -161,10 +164,11 @@ def test_two_beats_and_two_dispatcher_loops_never_send_a_notification_twice(stac
     """500 due notifications, released by two beats (their dispatch tasks run in 4 worker
     processes) and two more dispatcher loops, all racing in small batches: each mail exactly once."""
     small_batches = {"NOTIFIER_DISPATCH_LIMIT": "7"}
-    stack.worker(concurrency=2, env=small_batches)
-    stack.worker(concurrency=2, env=small_batches)
+    # Every process starts at once (the rows are a day ahead until the update below, so none is released early).
+    workers = [stack.worker(concurrency=2, env=small_batches, wait=False) for _ in range(2)]
     stack.beat(scheduler=DB_SCHEDULER, env=small_batches)
     stack.beat(scheduler=DB_SCHEDULER, env=small_batches)
+    loops = [stack.python(DISPATCH_LOOP.format(seconds=90, limit=5), f"dispatcher-{n}") for n in "ab"]
     far = timezone.now() + timedelta(days=1)
     priorities = ["high", "normal", "low"]
     rows = notifications_create(specs=[
@@ -173,8 +177,8 @@ def test_two_beats_and_two_dispatcher_loops_never_send_a_notification_twice(stac
         for i in range(500)
     ])
     ids = {str(r.id) for r in rows}
-    loops = [stack.python(DISPATCH_LOOP.format(seconds=90, limit=5), f"dispatcher-{n}") for n in "ab"]
-    time.sleep(2)  # both loops are running
+    stack.wait_ready_all(workers)
+    wait_for(lambda: all("looping" in loop.output() for loop in loops), timeout=60, message="both loops running")
     Notification.objects.filter(status=Status.SCHEDULED).update(next_attempt_at=timezone.now())
 
     wait_for(lambda: Notification.objects.filter(status=Status.SENT).count() == 500, timeout=120,
@@ -286,9 +290,11 @@ def test_a_notification_left_sending_by_a_dead_worker_is_put_back_and_sent(api, 
 
 @pytest.mark.slow
 def test_a_recurring_send_created_through_the_api_fires_at_its_interval_until_deleted(api, stack, smtp_sink):
-    stack.worker(queues=ALL_QUEUES)
-    stack.beat(scheduler=DB_SCHEDULER)
-    time.sleep(2)  # beat is running before the schedule exists: it must pick it up without a restart
+    worker = stack.worker(queues=ALL_QUEUES, wait=False)  # worker and beat start together
+    beat = stack.beat(scheduler=DB_SCHEDULER, loglevel="INFO")  # logs every task it sends
+    stack.wait_ready(worker)
+    # beat is running (it has sent a task) before the schedule exists: it must pick it up without a restart
+    wait_for(lambda: sent_by_beat(beat), timeout=60, message="beat running")
 
     response = api.post("/api/v1/schedules/", {
         "name": "every-2s", "interval_seconds": 2, "channel": "email", "to": ["digest@example.com"],
@@ -309,10 +315,16 @@ def test_a_recurring_send_created_through_the_api_fires_at_its_interval_until_de
     assert [s["id"] for s in listed] == [schedule_id]
 
     assert api.delete(f"/api/v1/schedules/{schedule_id}/").status_code == 204
-    time.sleep(7)  # beat notices within its 5 s max loop interval; a run in flight may still land
-    settled = Notification.objects.filter(group_key="digest").count()
-    time.sleep(5)
-    assert Notification.objects.filter(group_key="digest").count() == settled
+    # beat re-reads the schedule at the start of every tick, before it sends anything: the second
+    # task it sends after the delete comes from a tick that began after it, so saw the schedule gone.
+    after_delete = len(sent_by_beat(beat))
+    wait_for(lambda: len(sent_by_beat(beat)) >= after_delete + 2, timeout=60, message="two beat ticks after the delete")
+    runs = len(sent_by_beat(beat, "every-2s"))  # every run beat ever sent, including one in flight
+    wait_for(lambda: Notification.objects.filter(group_key="digest").count() == runs, timeout=60,
+             message=f"the notifications of all {runs} runs sent")
+    time.sleep(5)  # 2.5 intervals: no further run is sent, none is created
+    assert len(sent_by_beat(beat, "every-2s")) == runs
+    assert Notification.objects.filter(group_key="digest").count() == runs
 
 
 # --- no ETA tasks ---------------------------------------------------------------------------------------
