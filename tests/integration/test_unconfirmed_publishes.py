@@ -64,7 +64,7 @@ def _start_recovery(stack):
     """A delivery worker, the maintenance worker and beat; the sweep's republish waits its default 600 s."""
     stack.worker(queues=DELIVERY_QUEUES, concurrency=2)
     stack.worker(queues=settings.MAINTENANCE_QUEUE, concurrency=2, pool="threads",
-                 env={"NOTIFIER_REQUEUE_AFTER": "600", "NOTIFIER_PUBLISH_GRACE": "5"})
+                 env={"NOTIFIER_REQUEUE_AFTER": "600", "NOTIFIER_PUBLISH_GRACE": "2"})
     stack.beat()
 
 
@@ -76,7 +76,7 @@ def _sent_once(smtp_sink, ids):
 def test_a_single_create_answered_202_by_a_web_process_killed_before_its_publish_is_sent_within_seconds(
         stack, smtp_sink, api_key, silent_broker):
     _start_recovery(stack)
-    base = start_web(stack, env={"NOTIFIER_TEST_BROKER_URL": silent_broker.url, "NOTIFIER_PUBLISH_GRACE": "5"})
+    base = start_web(stack, env={"NOTIFIER_TEST_BROKER_URL": silent_broker.url, "NOTIFIER_PUBLISH_GRACE": "2"})
     web = stack.procs[-1]
 
     response = httpx.post(f"{base}/api/v1/notifications/email/", timeout=30,
@@ -100,7 +100,7 @@ def test_a_single_create_answered_202_by_a_web_process_killed_before_its_publish
 def test_a_batch_committed_by_a_web_process_killed_before_its_publish_is_sent_within_seconds(
         stack, smtp_sink, api_key, silent_broker):
     _start_recovery(stack)
-    base = start_web(stack, env={"NOTIFIER_TEST_BROKER_URL": silent_broker.url, "NOTIFIER_PUBLISH_GRACE": "5",
+    base = start_web(stack, env={"NOTIFIER_TEST_BROKER_URL": silent_broker.url, "NOTIFIER_PUBLISH_GRACE": "2",
                                  "NOTIFIER_BACKLOG_MAX": "0"})  # the backlog check would ask the silent broker
     web = stack.procs[-1]
     items = [{"channel": "email", "to": f"user{i}@example.com", "subject": f"batch {i}", "body": "hello"}
