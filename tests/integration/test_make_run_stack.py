@@ -263,8 +263,14 @@ def test_make_run_with_the_urls_exported_keeps_every_process_up_sends_email_and_
 
     # Flower runs with the credentials that are only in the dotenv file.
     flower = f"http://127.0.0.1:{stack.flower_port}"
-    wait_for(lambda: httpx.get(f"{flower}/healthcheck", timeout=5).status_code == 200, timeout=60,
-             message="flower to answer")
+
+    def flower_answers():  # on a busy machine Flower may still be starting after the 30 s
+        try:
+            return httpx.get(f"{flower}/healthcheck", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(flower_answers, timeout=90, interval=0.5, message="flower to answer")
     assert httpx.get(f"{flower}/api/workers", timeout=15).status_code == 401
     assert httpx.get(f"{flower}/api/workers", auth=(USER, PASSWORD), timeout=15).status_code == 200
 
@@ -279,10 +285,12 @@ def test_make_run_with_the_urls_exported_keeps_every_process_up_sends_email_and_
 def test_make_run_keeps_the_api_workers_and_beat_up_and_says_so_loudly_when_flower_cannot_start(make_runs):
     stack = make_runs["no_flower"]
     stack.wait_until_up_for(UP_FOR)
-    # Every process is still there: Flower's supervisor keeps trying, honcho stopped nothing.
+    # Flower has failed (on a busy machine it may take longer than the 30 s to get that far) ...
+    wait_for(lambda: "!!! flower exited with code 1" in stack.output(), timeout=90, interval=0.5,
+             message="flower's failure to be reported")
+    # ... and every process is still there: Flower's supervisor keeps trying, honcho stopped nothing.
     assert stack.running() == set(PROCESSES)
     output = stack.output()
-    assert "!!! flower exited with code 1" in output, output[-6000:]
     assert "!!! flower is optional: the rest of the stack keeps running without it." in output
     banner_fix = [line for line in output.splitlines() if "!!! To fix:" in line]
     assert banner_fix and "FLOWER_BASIC_AUTH=user:password" in banner_fix[0]
