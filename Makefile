@@ -41,7 +41,9 @@ run: setup
 test: venv $(DOTENV) services
 	@bash notifier/devtools/ensure_chromium.sh
 	$(BIN)/python notifier/devtools/ensure_db.py
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@# The whole suite: integration tests and unit/app tests side by side, each in its own namespace
+	@# (notifier/devtools/run_tests.py). With PYTEST_ARGS: one pytest with those arguments.
+	$(if $(strip $(PYTEST_ARGS)),$(BIN)/python -m pytest $(PYTEST_ARGS),$(BIN)/python notifier/devtools/run_tests.py)
 
 setup: venv $(DOTENV) services db
 
@@ -65,7 +67,7 @@ $(DOTENV):
 	@echo "created $@ (DEBUG=1, a random SECRET_KEY, Flower credentials) for local use"
 
 services:
-	@bash notifier/devtools/ensure_services.sh notifier_$(TEST_NS)
+	@bash notifier/devtools/ensure_services.sh notifier_$(TEST_NS) notifier_$(TEST_NS)_app
 
 db: venv
 	$(BIN)/python notifier/devtools/ensure_db.py
