@@ -79,9 +79,16 @@ def _drop_other_database_connections() -> int:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        cursor.execute("SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity"
                        " WHERE datname = current_database() AND pid <> pg_backend_pid()")
-        return cursor.fetchone()[0]
+        pids = [pid for pid, terminated in cursor.fetchall() if terminated]
+
+        def gone():  # the backends have ended (their sockets closed), as after a restart
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [pids])
+            return cursor.fetchone()[0] == 0
+
+        wait_for(gone, timeout=30, interval=0.05, message="the terminated backends to end")
+    return len(pids)
 
 
 @pytest.mark.parametrize("pool", ["threads", "prefork"])
@@ -107,7 +114,7 @@ def test_delivery_resumes_after_postgresql_cuts_the_workers_connections(stack, s
 def test_the_api_answers_again_after_postgresql_cuts_its_connections(tmp_path, transactional_db, purge_queues):
     """Single creates (the event loop's express lane and the group committer) and batches (a WSGI
     thread, binary COPY) on the web server as the Procfile runs it: after every connection is cut,
-    at most the first request of each path fails (a 5xx, never a lost 202), and the rest are created."""
+    every request is answered 202 and created (the first single used to get a 500)."""
     import http.client
     import json
 
@@ -139,8 +146,9 @@ def test_the_api_answers_again_after_postgresql_cuts_its_connections(tmp_path, t
     finally:
         server.stop()
     statuses = [status for status, _ in answers]
-    assert statuses[2:10] == [202] * 8 and statuses[11:] == [202] * 2, statuses
-    assert all(status in (202, 500, 503) for status in statuses), statuses
+    # The committer sees its idle connection was closed (groupcommit.closed_by_server) and takes a new one;
+    # a batch's WSGI thread health-checks its connection at the start of the request.
+    assert statuses == [202] * 13, statuses
     created = [body["id"] for status, body in answers[:10] if status == 202]
     created += [item["id"] for status, body in answers[10:] if status == 202 for item in body["results"] if "id" in item]
     assert Notification.objects.filter(id__in=created).count() == len(created)
