@@ -47,6 +47,9 @@ NOTIFIER_BACKLOG_MAX = env_int("NOTIFIER_BACKLOG_MAX", 30)
 NOTIFIER_BACKLOG_WAIT = env_float("NOTIFIER_BACKLOG_WAIT", 2.0)
 # Single creates of concurrent requests share one policy check, insert and publish (groupcommit.py).
 NOTIFIER_GROUP_COMMIT = env_bool("NOTIFIER_GROUP_COMMIT", True)
+# Under load (at least one more request expected in the window at the committer's recent rate), the oldest
+# pending single waits up to this many ms for others to join its group: fewer, larger groups. 0: never.
+NOTIFIER_GROUP_COMMIT_GATHER_MS = env_float("NOTIFIER_GROUP_COMMIT_GATHER_MS", 4.0)
 # Their requests are answered once their rows are committed, and the group's confirmed publish follows
 # on the process's publisher thread (a failed or lost publish: the dispatcher and the sweep republish).
 # On: each request also waits for the broker's confirm of its message (under load RabbitMQ confirms a

@@ -1,6 +1,7 @@
 """Group commit of single creates (apps/notifications/groupcommit.py): concurrent requests share one
 policy check, insert and publish, and each still gets its own, correct answer."""
 import threading
+import time
 
 import pytest
 from django.db import connection
@@ -251,3 +252,83 @@ def test_a_web_process_that_exits_publishes_what_its_requests_left_to_publish(ap
     gunicorn_config.worker_exit(server=None, worker=None)  # returns once the publish is confirmed
 
     assert confirmed == [response.json()["id"]]
+
+
+def _group_sizes(monkeypatch) -> list[int]:
+    """The number of requests in each group the committer creates (the groups are created as usual)."""
+    sizes: list[int] = []
+    real = groupcommit.create_group
+
+    def create_group(tickets):
+        sizes.append(len(tickets))
+        return real(tickets)
+
+    monkeypatch.setattr(groupcommit, "create_group", create_group)
+    return sizes
+
+
+def _submit_spaced(committer, api_key, addresses, spacing: float) -> list:
+    """Submit one single per address, each from its own thread, ``spacing`` seconds apart; the notifications."""
+    results: list = [None] * len(addresses)
+
+    def one(index: int) -> None:
+        spec = validate_notification(channel="email", data={"to": addresses[index], "subject": "s", "body": "b"})
+        try:
+            [results[index]] = committer.submit([spec], api_key.api_key)
+        finally:
+            connection.close()
+
+    threads = []
+    for index in range(len(addresses)):
+        threads.append(threading.Thread(target=one, args=(index,)))
+        threads[-1].start()
+        time.sleep(spacing)
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+def test_under_load_requests_arriving_within_the_gather_window_share_one_group(api_key, publishes, monkeypatch):
+    sizes = _group_sizes(monkeypatch)
+    committer = groupcommit.GroupCommitter(max_items=100, wait=10, gather=1.0)
+    try:
+        committer._rate = 100.0  # the committer has been taking many requests a second
+        committer._last_take = time.monotonic()
+        addresses = [f"load{i}@example.com" for i in range(5)]
+        notifications = _submit_spaced(committer, api_key, addresses, spacing=0.05)
+        assert sizes == [5]
+        assert sorted(Notification.objects.get(id=n.id).to for n in notifications) == addresses
+        assert len(publishes) == 1
+    finally:
+        committer.stop()
+
+
+def test_the_committer_waits_only_under_load_and_never_past_the_window():
+    committer = groupcommit.GroupCommitter(max_items=100, wait=10, gather=0.004)
+    now = time.monotonic()
+    committer._pending, committer._first_at = [object()], now - 0.001  # the oldest has waited 1 ms
+    assert committer.gather_delay(now) == 0.0  # no rate yet: a process's first request goes at once
+    committer._rate, committer._last_take = 500.0, now - 0.003  # 500/s: 2 more expected in 4 ms
+    assert committer.gather_delay(now) == pytest.approx(0.003)
+    committer._first_at = now - 0.010  # it waited while the previous group was committed: no more
+    assert committer.gather_delay(now) == 0.0
+    committer._first_at = now
+    committer._rate = 200.0  # less than one more expected in the window: a trickle
+    assert committer.gather_delay(now) == 0.0
+    committer._rate, committer._last_take = 500.0, now - 1.0  # busy once, idle for a second since
+    assert committer.gather_delay(now) == 0.0
+    committer._pending = []
+    committer._last_take = now
+    assert committer.gather_delay(now) == 0.0
+    assert groupcommit.GroupCommitter(gather=0.0).gather_delay(now) == 0.0
+
+
+def test_a_process_first_requests_are_not_held_back(api_key, publishes, monkeypatch):
+    sizes = _group_sizes(monkeypatch)
+    committer = groupcommit.GroupCommitter(max_items=100, wait=10, gather=30.0)  # a wait would time the test out
+    try:
+        notifications = _submit_spaced(committer, api_key, ["t1@example.com", "t2@example.com"], spacing=0.5)
+        assert sizes == [1, 1]
+        assert [Notification.objects.get(id=n.id).status for n in notifications] == ["queued"] * 2
+    finally:
+        committer.stop()
