@@ -23,7 +23,7 @@ from rest_framework import serializers
 
 from apps.notifications import policy
 from apps.notifications.categories import category_get
-from apps.notifications.intake.create import notifications_create, notifications_create_for_recipients
+from apps.notifications.intake.create import KeyRef, notifications_create, notifications_create_for_recipients
 from apps.notifications.models import Channel
 from apps.notifications.specs import NotificationSpec
 from apps.providers.models import Suppression
@@ -106,7 +106,7 @@ def create_page(broadcast: Broadcast, *, limit: int, renders: dict) -> tuple[int
         specs, none = page_specs(broadcast, recipients, renders)
         skipped += none
         if specs:
-            notifications_create(specs=specs, api_key=_KeyRef(broadcast.api_key_id), lean=True)
+            notifications_create(specs=specs, api_key=KeyRef(broadcast.api_key_id), lean=True)
         created += len(specs)
     return after, created, skipped
 
@@ -119,17 +119,8 @@ def _create_page_by_specs(broadcast: Broadcast, *, limit: int, renders: dict) ->
                                  limit=limit)
     specs, skipped = page_specs(broadcast, page.recipients, renders)
     if specs:
-        notifications_create(specs=specs, api_key=_KeyRef(broadcast.api_key_id), lean=True)
+        notifications_create(specs=specs, api_key=KeyRef(broadcast.api_key_id), lean=True)
     return page.after, len(specs), skipped
-
-
-class _KeyRef:
-    """What ``notifications_create`` reads of an API key: its pk."""
-
-    __slots__ = ("pk",)
-
-    def __init__(self, pk):
-        self.pk = pk
 
 
 def _spec(broadcast: Broadcast, content: dict, recipient) -> NotificationSpec:

@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 from django.test import TestCase
 from django.utils import timezone
-from rest_framework import status
 
 from apps.notifications.delivery import worker
 from apps.notifications.models import Category, Notification, Status

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from apps.notifications import outbox, policy, store
 from apps.notifications.intake import groupcommit
+from apps.notifications.intake.tickets import Ticket
 from apps.notifications.intake.items import validate_notification
 from apps.notifications.models import Notification, NotificationEvent
 from apps.providers.models import Suppression
@@ -80,7 +81,7 @@ def test_a_suppressed_address_in_a_group_is_suppressed_alone(api_key, publishes)
 
 def _ticket(api_key, to):
     spec = validate_notification(channel="email", data={"to": to, "subject": "s", "body": "b"})
-    return groupcommit._Ticket([spec], api_key.api_key.pk)
+    return Ticket([spec], api_key.api_key.pk)
 
 
 def test_a_failing_insert_fails_only_the_request_it_belongs_to(api_key, publishes, monkeypatch):

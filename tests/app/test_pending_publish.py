@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from apps.notifications import lifecycle, outbox
 from apps.notifications.intake import groupcommit
+from apps.notifications.intake.tickets import Ticket
 from apps.notifications.intake.create import notifications_create
 from apps.notifications.intake.items import validate_notification
 from apps.notifications.models import Notification, NotificationEvent, PendingPublish
@@ -41,7 +42,7 @@ def held_broker(monkeypatch):
 
 def test_a_group_commit_writes_one_entry_with_its_rows_and_the_confirmed_publish_deletes_it(api_key, held_broker):
     release, published = held_broker
-    tickets = [groupcommit._Ticket([validate_notification(channel="email", data={
+    tickets = [Ticket([validate_notification(channel="email", data={
         "to": f"u{i}@example.com", "subject": "s", "body": "b"})], api_key.api_key.pk) for i in range(3)]
 
     groupcommit.create_group(tickets)  # the rows are committed; the publish waits for the broker

@@ -34,7 +34,8 @@ from django.http.request import split_domain_port, validate_host
 from notifier import metrics
 from notifier.context import clean_request_id, new_request_id
 
-from ..intake.groupcommit import ExpressTicket, group_committer
+from ..intake.groupcommit import group_committer
+from ..intake.tickets import ExpressTicket
 from ..models import API_CHANNELS
 
 logger = logging.getLogger(__name__)

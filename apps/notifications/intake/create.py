@@ -47,3 +47,12 @@ def notifications_create_for_recipients(*, spec: NotificationSpec, recipient_ids
     if status == Status.QUEUED:
         outbox.publish_on_commit([(i, spec.priority) for i in ids], pending=pending)
     return count
+
+
+class KeyRef:
+    """What ``notifications_create`` reads of an API key (its pk), where only the pk is at hand."""
+
+    __slots__ = ("pk",)
+
+    def __init__(self, pk):
+        self.pk = pk

@@ -61,13 +61,14 @@ from django.utils import timezone
 
 from apps.ops.dbrouter import note_api_key_writes
 from notifier.batching import ProcessThread
-from notifier.context import get_request_id, reset_request_id, set_request_id
+from notifier.context import reset_request_id, set_request_id
 
 from .. import lifecycle, outbox, policy, store
 from ..models import Notification, Status
 from ..specs import NotificationSpec
-from .create import notifications_create
+from .create import KeyRef, notifications_create
 from .items import item_validator, recipients_for_projects
+from .tickets import ExpressTicket, Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -93,47 +94,6 @@ def closed_by_server(connection) -> bool:
     return bool(readable)
 
 
-class _Ticket:
-    """A request thread's validated specs; the thread waits on ``done``."""
-
-    __slots__ = ("specs", "api_key_id", "request_id", "done", "result", "error")
-    declined = False
-
-    def __init__(self, specs, api_key_id):
-        self.specs = specs
-        self.api_key_id = api_key_id
-        self.request_id = get_request_id()
-        self.done = threading.Event()
-        self.result = None
-        self.error: BaseException | None = None
-
-
-class ExpressTicket:
-    """One single create from the event loop (``api/express.py``), not yet validated.
-
-    The committer validates ``item`` and takes the key's throttle token with the rest of the group
-    (``_prepare``). A request it does not create is ``declined``: invalid, throttled, revoked, or
-    anything else that Django's own request path answers (with the same body, untouched here).
-    The committer then completes ``future`` on its event loop.
-    """
-
-    __slots__ = ("item", "channel", "api_key", "specs", "api_key_id", "project_id", "request_id", "result", "error",
-                 "declined", "future")
-
-    def __init__(self, *, item: dict, channel: str, api_key, request_id: str, future):
-        self.item = item
-        self.channel = channel
-        self.api_key = api_key
-        self.api_key_id = api_key.pk
-        self.project_id = api_key.project_id  # the owner of what it creates; its recipients are looked up there
-        self.request_id = request_id
-        self.future = future  # an asyncio future of the loop that waits; resolved with this ticket
-        self.specs = None
-        self.result = None
-        self.error: BaseException | None = None
-        self.declined = False
-
-
 class GroupCommitter:
     """A per-process thread that creates the specs of many request threads together."""
 
@@ -145,14 +105,14 @@ class GroupCommitter:
         self._last_take = float("-inf")  # when the last group was taken
         self._first_at = 0.0  # when the oldest pending request arrived
         self._lock = threading.Lock()
-        self._pending: list[_Ticket] = []
+        self._pending: list[Ticket] = []
         self._wake = threading.Event()
         self._thread = ProcessThread(self._run, name="notifier-group-commit")
         self._stopping = False
 
     def submit(self, specs: list, api_key) -> list:
         """Create ``specs`` (validated) for ``api_key``; returns their notifications or raises this request's error."""
-        ticket = _Ticket(list(specs), api_key.pk if api_key is not None else None)
+        ticket = Ticket(list(specs), api_key.pk if api_key is not None else None)
         with self._lock:
             self._thread.ensure()
             if not self._pending:
@@ -190,7 +150,7 @@ class GroupCommitter:
         with self._lock:
             return max(self._first_at + self.gather - now, 0.0) if self._pending else 0.0
 
-    def _take(self) -> list[_Ticket]:
+    def _take(self) -> list[Ticket]:
         with self._lock:
             taken, count = 0, 0
             for ticket in self._pending:
@@ -315,7 +275,7 @@ def _resolve(tickets: list) -> None:
             ticket.future.set_result(ticket)
 
 
-def create_group(tickets: list[_Ticket]) -> None:
+def create_group(tickets: list[Ticket]) -> None:
     """Create every ticket's specs together; set each ticket's ``result`` or ``error`` (not ``done``)."""
     now = timezone.now()
     specs = [spec for ticket in tickets for spec in ticket.specs]
@@ -325,9 +285,9 @@ def create_group(tickets: list[_Ticket]) -> None:
         logger.warning("acceptance checks failed for a group of %d requests; creating each alone",
                        len(tickets), exc_info=True)
         for ticket in tickets:
-            _alone(ticket, lambda t: notifications_create(specs=t.specs, api_key=_KeyRef(t.api_key_id)))
+            _alone(ticket, lambda t: notifications_create(specs=t.specs, api_key=KeyRef(t.api_key_id)))
         return
-    created: list[_Ticket] = []
+    created: list[Ticket] = []
     pending: list = []  # the PendingPublish entries written with the rows: settled once their publish is confirmed
     try:
         notifications = store.insert_notifications(
@@ -365,7 +325,7 @@ def create_group(tickets: list[_Ticket]) -> None:
             reset_request_id(token)
 
 
-def _alone(ticket: _Ticket, create) -> bool:
+def _alone(ticket: Ticket, create) -> bool:
     token = set_request_id(ticket.request_id)
     try:
         ticket.result = create(ticket)
@@ -375,15 +335,6 @@ def _alone(ticket: _Ticket, create) -> bool:
         return False
     finally:
         reset_request_id(token)
-
-
-class _KeyRef:
-    """What ``notifications_create`` reads of an API key (its pk), for a ticket that keeps only the pk."""
-
-    __slots__ = ("pk",)
-
-    def __init__(self, pk):
-        self.pk = pk
 
 
 _committer: GroupCommitter | None = None
