@@ -39,7 +39,7 @@ run: setup
 	PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)" $(WITH_DOTENV) $(BIN)/honcho start -f Procfile --env /dev/null
 
 test: venv $(DOTENV) services
-	@bash notifier/devtools/ensure_chromium.sh
+	@bash notifier/devtools/ensure_test_tools.sh
 	$(BIN)/python notifier/devtools/ensure_db.py
 	@# The whole suite: integration tests and unit/app tests side by side, each in its own namespace
 	@# (notifier/devtools/run_tests.py). With PYTEST_ARGS: one pytest with those arguments.
