@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
 # The programs some tests drive, from Debian's packages: headless Chromium for the browser test of the inbox
 # demo page (tests/integration/test_inbox_demo_browser.py) and wrk, one of the HTTP clients whose own headers
-# must keep a single create on the express lane (tests/app/test_express_create.py).
+# must keep a single create on the express lane (tests/app/test_express_create.py); and promtool, which checks
+# the Prometheus alert rules and runs their unit tests (tests/app/test_deployment_files.py): only that binary,
+# taken out of Debian's prometheus package into .venv/bin (installing the package would start a Prometheus).
 # Installed with apt-get where possible (root on Debian/Ubuntu); otherwise those tests are skipped with the reason.
 set -u
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+if ! command -v promtool >/dev/null 2>&1 && [ ! -x .venv/bin/promtool ] && [ -d .venv/bin ] \
+   && command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1; then
+  tmp=$(mktemp -d)
+  if { (cd "$tmp" && apt-get download -qq prometheus) || { [ "$(id -u)" = 0 ] && apt-get update -qq \
+       && (cd "$tmp" && apt-get download -qq prometheus); }; } >/dev/null 2>&1 \
+     && dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/x" && cp "$tmp/x/usr/bin/promtool" .venv/bin/promtool; then
+    echo "promtool taken from Debian's prometheus package into .venv/bin"
+  else
+    echo "could not get promtool (Debian: apt-get download prometheus); the alert rules' unit tests will be skipped" >&2
+  fi
+  rm -rf "$tmp"
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "Installing what tests drive (apt-get install ${missing[*]})..."
