@@ -69,6 +69,21 @@ class _Ticket:
         self.request_id = get_request_id()  # the submitting request's, for the task headers
 
 
+class ArrivalRate:
+    """Items per second arriving at a thread that takes them in groups: a moving average over the takes
+    (each take halves the weight of the ones before). One thread's own; no lock."""
+
+    __slots__ = ("per_second", "last_take")
+
+    def __init__(self):
+        self.per_second = 0.0
+        self.last_take = float("-inf")  # the first take counts as a trickle
+
+    def took(self, count: int, now: float) -> None:
+        rate = count / max(now - self.last_take, 0.001)
+        self.per_second, self.last_take = (self.per_second + rate) / 2, now
+
+
 class CoalescingPublisher:
     """Collects (id, priority) pairs from many threads and hands them to ``publish`` in one call.
 
@@ -98,8 +113,7 @@ class CoalescingPublisher:
         self.window = window
         self.lazy_window = window if lazy_window is None else max(window, lazy_window)
         self.lazy_min_rate = lazy_min_rate
-        self._rate = 0.0  # items per second, a moving average over the flushes (this thread's own)
-        self._last_take = float("-inf")
+        self._arrivals = ArrivalRate()  # over the flushes
         self.max_items = max_items
         self._lock = threading.Lock()
         self._pending: list[_Ticket] = []
@@ -144,7 +158,7 @@ class CoalescingPublisher:
             idle = False
             self._wake.clear()
             started = time.monotonic()
-            lazy = self.lazy_window if self._rate >= self.lazy_min_rate else self.window
+            lazy = self.lazy_window if self._arrivals.per_second >= self.lazy_min_rate else self.window
             while True:  # let more requests join, unless a chunk is already full
                 with self._lock:
                     count = sum(len(t.items) for t in self._pending)
@@ -157,9 +171,7 @@ class CoalescingPublisher:
             with self._lock:
                 tickets, self._pending = self._pending, []
                 self._flushing = tickets
-            taken = time.monotonic()
-            rate = sum(len(t.items) for t in tickets) / max(taken - self._last_take, 0.001)
-            self._rate, self._last_take = (self._rate + rate) / 2, taken
+            self._arrivals.took(sum(len(t.items) for t in tickets), time.monotonic())
             if tickets:
                 self._flush(tickets)
             with self._lock:

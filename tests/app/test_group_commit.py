@@ -293,8 +293,8 @@ def test_under_load_requests_arriving_within_the_gather_window_share_one_group(a
     sizes = _group_sizes(monkeypatch)
     committer = groupcommit.GroupCommitter(max_items=100, wait=10, gather=1.0)
     try:
-        committer._rate = 100.0  # the committer has been taking many requests a second
-        committer._last_take = time.monotonic()
+        committer._arrivals.per_second = 100.0  # the committer has been taking many requests a second
+        committer._arrivals.last_take = time.monotonic()
         addresses = [f"load{i}@example.com" for i in range(5)]
         notifications = _submit_spaced(committer, api_key, addresses, spacing=0.05)
         assert sizes == [5]
@@ -309,17 +309,18 @@ def test_the_committer_waits_only_under_load_and_never_past_the_window():
     now = time.monotonic()
     committer._pending, committer._first_at = [object()], now - 0.001  # the oldest has waited 1 ms
     assert committer.gather_delay(now) == 0.0  # no rate yet: a process's first request goes at once
-    committer._rate, committer._last_take = 500.0, now - 0.003  # 500/s: 2 more expected in 4 ms
+    arrivals = committer._arrivals
+    arrivals.per_second, arrivals.last_take = 500.0, now - 0.003  # 500/s: 2 more expected in 4 ms
     assert committer.gather_delay(now) == pytest.approx(0.003)
     committer._first_at = now - 0.010  # it waited while the previous group was committed: no more
     assert committer.gather_delay(now) == 0.0
     committer._first_at = now
-    committer._rate = 200.0  # less than one more expected in the window: a trickle
+    arrivals.per_second = 200.0  # less than one more expected in the window: a trickle
     assert committer.gather_delay(now) == 0.0
-    committer._rate, committer._last_take = 500.0, now - 1.0  # busy once, idle for a second since
+    arrivals.per_second, arrivals.last_take = 500.0, now - 1.0  # busy once, idle for a second since
     assert committer.gather_delay(now) == 0.0
     committer._pending = []
-    committer._last_take = now
+    arrivals.last_take = now
     assert committer.gather_delay(now) == 0.0
     assert groupcommit.GroupCommitter(gather=0.0).gather_delay(now) == 0.0
 

@@ -32,9 +32,9 @@ While requests arrive fast enough that a few milliseconds gather more of them
 committer's recent rate), the committer lets the oldest pending request wait
 that long before it takes the group: most of a group's cost (the round trips,
 the statement's parse and plan, the commit, the message) is per group, and
-at 1,000 singles/s groups of 2-3 became groups of 5-9, for a fifth less CPU
-in the web processes and PostgreSQL (docs/performance.md). A trickle, and a
-lone request, is taken at once.
+at 1,000 singles/s groups of 3.6 requests became groups of 4.3-5.1, for about
+14 % less CPU in the web processes and 13 % less in PostgreSQL
+(docs/performance.md). A trickle, and a lone request, is taken at once.
 
 Failures stay with the requests they belong to. If the group's policy step
 fails, each request is created on its own as before (and gets its own
@@ -60,7 +60,7 @@ from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from apps.ops.dbrouter import note_api_key_writes
-from notifier.batching import ProcessThread
+from notifier.batching import ArrivalRate, ProcessThread
 from notifier.context import reset_request_id, set_request_id
 
 from .. import lifecycle, outbox, policy, store
@@ -101,8 +101,7 @@ class GroupCommitter:
         self.max_items = max_items
         self.wait = wait  # a request gives up (500) after this long; the committer never hangs that long
         self.gather = gather  # seconds the oldest pending request may wait for others under load
-        self._rate = 0.0  # requests per second, a moving average over the takes (the committer thread's own)
-        self._last_take = float("-inf")  # when the last group was taken
+        self._arrivals = ArrivalRate()  # requests per second, over the groups taken
         self._first_at = 0.0  # when the oldest pending request arrived
         self._lock = threading.Lock()
         self._pending: list[Ticket] = []
@@ -143,9 +142,9 @@ class GroupCommitter:
     def gather_delay(self, now: float) -> float:
         """Seconds the committer waits, at ``now``, before it takes the pending requests: none for a trickle
         or after a pause, else until the oldest pending one has waited ``gather``."""
-        if not self.gather or self._stopping or self._rate * self.gather < _GATHERS:
+        if not self.gather or self._stopping or self._arrivals.per_second * self.gather < _GATHERS:
             return 0.0
-        if now - self._last_take > _IDLE_WINDOWS * self.gather:
+        if now - self._arrivals.last_take > _IDLE_WINDOWS * self.gather:
             return 0.0  # idle a while: whatever the rate was, this request came alone
         with self._lock:
             return max(self._first_at + self.gather - now, 0.0) if self._pending else 0.0
@@ -166,8 +165,7 @@ class GroupCommitter:
             else:
                 self._wake.clear()
         if tickets:
-            rate = len(tickets) / max(now - self._last_take, 0.001)
-            self._rate, self._last_take = (self._rate + rate) / 2, now
+            self._arrivals.took(len(tickets), now)
         return tickets
 
     def stop(self, timeout: float = 10.0) -> None:
