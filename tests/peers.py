@@ -329,7 +329,8 @@ class WebPushEndpoint(HttpPeer):
 
 class CountingTcpProxy:
     """Forwards every TCP connection it accepts on 127.0.0.1 to ``target`` and counts them: how many
-    connections a client opened to the real server behind it."""
+    connections a client opened to the real server behind it. ``cut()`` plays the server going away
+    (every forwarded connection closed, each new one closed at once) until ``restore()``."""
 
     def __init__(self, host: str, port: int):
         import socket
@@ -340,6 +341,8 @@ class CountingTcpProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._closed = False
+        self._cut = False
+        self._open: set = set()  # the sockets of the connections it forwards
         self._thread = threading.Thread(target=self._accept, daemon=True)
 
     def start(self):
@@ -356,12 +359,18 @@ class CountingTcpProxy:
                 return
             with self.lock:
                 self.accepted += 1
+                cut = self._cut
+            if cut:
+                client.close()
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
                 client.close()
                 continue
             upstream.settimeout(None)
+            with self.lock:
+                self._open.update((client, upstream))
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
@@ -379,6 +388,23 @@ class CountingTcpProxy:
                 except OSError:
                     pass
                 s.close()
+
+    def cut(self):
+        """Close every forwarded connection and each new one, as a server that went away."""
+        import socket
+
+        with self.lock:
+            self._cut = True
+            sockets, self._open = list(self._open), set()
+        for s in sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def restore(self):
+        with self.lock:
+            self._cut = False
 
     def stop(self):
         self._closed = True

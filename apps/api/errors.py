@@ -1,6 +1,9 @@
 """Every API error answers ``{"errors": {field: [messages]}}``."""
 from __future__ import annotations
 
+import logging
+import sys
+
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -62,13 +65,79 @@ def json_forbidden(request, exception=None):
 
 
 def json_server_error(request):
+    """Django's 500 (``handler500``), called while the exception is being handled: an outage of a service the
+    API depends on (``is_unavailable``) is a 503 instead, e.g. one raised in a middleware."""
+    if is_unavailable(sys.exc_info()[1]):
+        return json_service_unavailable()
     return JsonResponse({"errors": {"detail": ["Internal server error."]}, "detail": "Internal server error."},
                         status=500)
+
+
+# --- a dependency down: 503 ------------------------------------------------------------------
+
+logger = logging.getLogger(__name__)
+# Seconds a client is asked to wait before it tries again (the Retry-After of every 503).
+RETRY_AFTER_SECONDS = 5
+UNAVAILABLE_MESSAGE = "Service temporarily unavailable (a database or cache did not answer); retry later."
+_unavailable_types: tuple[type[BaseException], ...] | None = None
+
+
+def _unavailable_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean PostgreSQL, Redis or RabbitMQ is down, unreachable or cut the connection (not that
+    the request was wrong): Django's and psycopg's connection errors (psycopg's own cursors, bulk.py),
+    redis-py's connection errors and timeouts, kombu's (a publish in a request)."""
+    global _unavailable_types
+    if _unavailable_types is None:
+        import psycopg
+        import redis.exceptions
+        from django import db
+        from kombu.exceptions import OperationalError as BrokerError
+
+        _unavailable_types = (db.OperationalError, db.InterfaceError, psycopg.OperationalError,
+                              psycopg.InterfaceError, redis.exceptions.ConnectionError,
+                              redis.exceptions.TimeoutError, BrokerError)
+    return _unavailable_types
+
+
+def is_unavailable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is a dependency's outage (answered 503 with Retry-After), not a bug (500)."""
+    return exc is not None and isinstance(exc, _unavailable_errors())
+
+
+def service_unavailable_body() -> dict:
+    return {"errors": {"detail": [UNAVAILABLE_MESSAGE]}, "detail": UNAVAILABLE_MESSAGE}
+
+
+def json_service_unavailable() -> JsonResponse:
+    response = JsonResponse(service_unavailable_body(), status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+class ServiceUnavailableMiddleware:
+    """A view's error that is a dependency's outage (PostgreSQL refusing connections, Redis down) answers
+    503 with ``Retry-After`` and the API's error shape, rather than 500: clients' retry policies retry a
+    503 after the wait it asks for, and an operator's dashboards tell an outage from a bug. Last in
+    MIDDLEWARE, so its ``process_exception`` sees the view's exception first, with DEBUG on or off."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not is_unavailable(exception):
+            return None
+        logger.error("%s %s: 503, a dependency is unavailable: %s: %s", request.method, request.path,
+                     type(exception).__name__, str(exception).strip().splitlines()[0] if str(exception) else "")
+        return json_service_unavailable()
 
 
 def not_found_response() -> Response:
     return Response({"errors": {"detail": ["Not found."]}, "detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
 
 
-__all__ = ["error_lists", "exception_handler", "json_bad_request", "json_forbidden", "json_not_found",
-           "json_server_error", "not_found_response", "Http404"]
+__all__ = ["error_lists", "exception_handler", "is_unavailable", "json_bad_request", "json_forbidden",
+           "json_not_found", "json_server_error", "json_service_unavailable", "not_found_response",
+           "service_unavailable_body", "RETRY_AFTER_SECONDS", "ServiceUnavailableMiddleware", "Http404"]

@@ -67,6 +67,8 @@ MIDDLEWARE = [
     "apps.ops.middleware.AuthenticationMiddleware",
     "apps.ops.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: its process_exception sees a view's error first (a database outage answers 503, not 500).
+    "apps.api.errors.ServiceUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

@@ -16,7 +16,9 @@ _DB = f"notifier_{_NS}"
 _VHOST = os.environ.get("NOTIFIER_TEST_VHOST") or f"notifier_{_NS}"  # another vhost: see test_quorum_queues
 _REDIS_DB = os.environ.get("NOTIFIER_TEST_REDIS_DB", "15")
 
-os.environ["DATABASE_URL"] = f"postgres://127.0.0.1:5432/{_DB}"
+# NOTIFIER_TEST_DATABASE_URL: a process a test starts may reach the test database another way (a proxy
+# that cuts it); the database's name is the namespace's whatever the URL says.
+os.environ["DATABASE_URL"] = os.environ.get("NOTIFIER_TEST_DATABASE_URL") or f"postgres://127.0.0.1:5432/{_DB}"
 # NOTIFIER_TEST_BROKER_URL: a process a test starts may be pointed elsewhere (a broker that never answers).
 os.environ["CELERY_BROKER_URL"] = (os.environ.get("NOTIFIER_TEST_BROKER_URL")
                                    or f"amqp://guest:guest@127.0.0.1:5672/{_VHOST}")

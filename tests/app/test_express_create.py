@@ -238,6 +238,26 @@ def test_a_failed_commit_answers_500_and_the_committer_carries_on(key, published
     assert served.django_paths == []
 
 
+def test_a_database_outage_answers_503_with_retry_after_in_the_lane_as_in_django(key, published, monkeypatch):
+    from django.db import OperationalError
+    from django.test import Client
+
+    def refused(**kw):
+        raise OperationalError("connection to server at 127.0.0.1, port 5432 failed: Connection refused")
+
+    monkeypatch.setattr(store, "insert_notifications", refused)
+    served = Served()
+    status, headers, body = served.post("/api/v1/notifications/email/", EMAIL, key.raw)
+    lane = (status, headers["retry-after"], json.loads(body))
+    django = Client(raise_request_exception=False).post(  # the same error on Django's path (a group of one)
+        "/api/v1/notifications/email/?via=django", EMAIL, content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key.raw}")
+    assert lane == (503, "5", django.json())
+    assert (django.status_code, django["Retry-After"]) == (503, "5")
+    assert "unavailable" in django.json()["detail"]
+    assert served.django_paths == []
+
+
 def test_its_requests_are_counted_like_djangos(key, published):
     from django.test import Client
 

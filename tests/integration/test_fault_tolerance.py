@@ -152,3 +152,55 @@ def test_the_api_answers_again_after_postgresql_cuts_its_connections(tmp_path, t
     created = [body["id"] for status, body in answers[:10] if status == 202]
     created += [item["id"] for status, body in answers[10:] if status == 202 for item in body["results"] if "id" in item]
     assert Notification.objects.filter(id__in=created).count() == len(created)
+
+
+def test_the_api_answers_503_with_retry_after_while_postgresql_is_unreachable(tmp_path, transactional_db,
+                                                                               purge_queues):
+    """The web server as the Procfile runs it reaches PostgreSQL through a proxy that the test cuts: while
+    the database is gone, a single create (the express lane), a batch and a read each answer 503 with
+    Retry-After and the API's error shape (they answered 500: an outage looked like a bug to clients'
+    retry policies and to dashboards); once it is back, every request is 202 again and its rows exist."""
+    import http.client
+    import json
+
+    from apps.apikeys.services import api_key_create
+    from tests.live import Gunicorn
+    from tests.peers import CountingTcpProxy
+
+    key = api_key_create(name="outage").raw
+    proxy = CountingTcpProxy("127.0.0.1", 5432).start()
+    server = Gunicorn(tmp_path, workers=1, asgi=True,
+                      env={"NOTIFIER_TEST_DATABASE_URL": f"postgres://127.0.0.1:{proxy.port}/notifier"}).start()
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    single = {"to": "a@example.com", "subject": "s", "body": "b"}
+    batch = {"notifications": [{"channel": "email", **single, "to": f"b{i}@example.com"} for i in range(5)]}
+
+    def request(method, path, body=None):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        try:
+            conn.request(method, path, json.dumps(body) if body is not None else None, headers)
+            response = conn.getresponse()
+            return response.status, response.getheader("Retry-After"), json.loads(response.read() or b"null")
+        finally:
+            conn.close()
+
+    try:
+        status, _, first = request("POST", "/api/v1/notifications/email/", single)
+        assert status == 202
+        assert proxy.accepted >= 1  # the server's database connections go through the proxy
+        proxy.cut()
+        during = [request("POST", "/api/v1/notifications/email/", single) for _ in range(3)]
+        during += [request("POST", "/api/v1/notifications/batch/", batch),
+                   request("GET", f"/api/v1/notifications/{first['id']}/")]
+        proxy.restore()
+        after = [request("POST", "/api/v1/notifications/email/", single) for _ in range(3)]
+        after.append(request("POST", "/api/v1/notifications/batch/", batch))
+    finally:
+        server.stop()
+        proxy.stop()
+    assert [(status, retry_after) for status, retry_after, _ in during] == [(503, "5")] * 5, during
+    for _, _, body in during:
+        assert body["errors"]["detail"] == [body["detail"]] and "unavailable" in body["detail"]
+    assert [status for status, _, _ in after] == [202] * 4, after
+    created = [body["id"] for _, _, body in after[:3]] + [item["id"] for item in after[3][2]["results"]]
+    assert Notification.objects.filter(id__in=created).count() == len(created) == 8

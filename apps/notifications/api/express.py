@@ -31,6 +31,7 @@ from typing import Any
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
+from apps.api import errors
 from notifier import metrics
 from notifier.context import clean_request_id, new_request_id
 
@@ -114,14 +115,16 @@ class ExpressCreate:
         timer = loop.call_later(self.timeout, _time_out, future)
         try:
             ticket = await future
-        except asyncio.TimeoutError:
+        except asyncio.TimeoutError:  # the database hangs (a network partition): as an outage, 503
             logger.error("the group committer did not answer in time", extra={"request_id": request_id})
-            return self._server_error(security, request_id, started)
+            return self._unavailable(security, request_id, started)
         finally:
             timer.cancel()
         if ticket.declined:
             return None
-        if ticket.error is not None:  # logged by the committer; Django would answer this 500 too
+        if ticket.error is not None:  # logged by the committer; Django would answer the same (apps/api/errors.py)
+            if errors.is_unavailable(ticket.error):
+                return self._unavailable(security, request_id, started)
             return self._server_error(security, request_id, started)
         return self._accepted(ticket.result[0], security, request_id, started)
 
@@ -202,6 +205,11 @@ class ExpressCreate:
         """What Django's handler500 answers (``errors.json_server_error``)."""
         data = {"errors": {"detail": ["Internal server error."]}, "detail": "Internal server error."}
         return self._answer(500, data, [(b"content-type", b"application/json")], security, request_id, started)
+
+    def _unavailable(self, security: list, request_id: str, started: float) -> tuple[int, list, bytes]:
+        """What Django answers when a dependency is down (``errors.ServiceUnavailableMiddleware``)."""
+        headers = [(b"content-type", b"application/json"), (b"retry-after", str(errors.RETRY_AFTER_SECONDS).encode())]
+        return self._answer(503, errors.service_unavailable_body(), headers, security, request_id, started)
 
     def _answer(self, status: int, data: dict, headers: list, security: list, request_id: str,
                 started: float) -> tuple[int, list, bytes]:
