@@ -330,7 +330,9 @@ class WebPushEndpoint(HttpPeer):
 class CountingTcpProxy:
     """Forwards every TCP connection it accepts on 127.0.0.1 to ``target`` and counts them: how many
     connections a client opened to the real server behind it. ``cut()`` plays the server going away
-    (every forwarded connection closed, each new one closed at once) until ``restore()``."""
+    (every forwarded connection closed, each new one closed at once) and ``blackhole()`` a server that
+    stopped answering (every forwarded connection closed, each new one held open and never answered),
+    until ``restore()``."""
 
     def __init__(self, host: str, port: int):
         import socket
@@ -342,7 +344,8 @@ class CountingTcpProxy:
         self.port = self._listener.getsockname()[1]
         self._closed = False
         self._cut = False
-        self._open: set = set()  # the sockets of the connections it forwards
+        self._blackhole = False
+        self._open: set = set()  # the sockets of the connections it forwards, or holds unanswered
         self._thread = threading.Thread(target=self._accept, daemon=True)
 
     def start(self):
@@ -359,9 +362,13 @@ class CountingTcpProxy:
                 return
             with self.lock:
                 self.accepted += 1
-                cut = self._cut
+                cut, blackhole = self._cut, self._blackhole
+                if blackhole:
+                    self._open.add(client)  # held: its bytes are received by the kernel, never answered
             if cut:
                 client.close()
+                continue
+            if blackhole:
                 continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
@@ -391,21 +398,31 @@ class CountingTcpProxy:
 
     def cut(self):
         """Close every forwarded connection and each new one, as a server that went away."""
+        self._close_open(cut=True)
+
+    def blackhole(self):
+        """Close every forwarded connection and hold each new one unanswered, as a server that stopped
+        answering (a partition, a host gone): a client waits until its own timeout."""
+        self._close_open(blackhole=True)
+
+    def _close_open(self, *, cut: bool = False, blackhole: bool = False):
         import socket
 
         with self.lock:
-            self._cut = True
+            self._cut, self._blackhole = cut, blackhole
             sockets, self._open = list(self._open), set()
         for s in sockets:
             try:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            if blackhole:
+                s.close()
 
     def restore(self):
-        with self.lock:
-            self._cut = False
+        self._close_open()
 
     def stop(self):
         self._closed = True
         self._listener.close()
+        self._close_open()

@@ -204,3 +204,56 @@ def test_the_api_answers_503_with_retry_after_while_postgresql_is_unreachable(tm
     assert [status for status, _, _ in after] == [202] * 4, after
     created = [body["id"] for _, _, body in after[:3]] + [item["id"] for item in after[3][2]["results"]]
     assert Notification.objects.filter(id__in=created).count() == len(created) == 8
+
+
+def test_a_database_that_stops_answering_costs_a_request_the_connect_timeout_not_a_hang(tmp_path, transactional_db,
+                                                                                     purge_queues):
+    """PostgreSQL stops answering (a partition, a host gone without a reset): the web server's connections
+    are gone and a new one is accepted but never answered. libpq used to wait for ever, so the request (and
+    the group committer with every single behind it) hung; with DB_CONNECT_TIMEOUT it gives up, and the
+    request answers 503 with Retry-After. Once the database answers again, so does the API."""
+    import http.client
+    import json
+    import time
+
+    from django.conf import settings
+
+    from apps.apikeys.services import api_key_create
+    from tests.live import Gunicorn
+    from tests.peers import CountingTcpProxy
+
+    options = settings.DATABASES["default"]["OPTIONS"]  # the defaults every process gets
+    assert (options["connect_timeout"], options["tcp_user_timeout"], options["keepalives"]) == (5, 30000, 1)
+    key = api_key_create(name="partition").raw
+    proxy = CountingTcpProxy("127.0.0.1", 5432).start()
+    server = Gunicorn(tmp_path, workers=1, asgi=True,
+                      env={"NOTIFIER_TEST_DATABASE_URL": f"postgres://127.0.0.1:{proxy.port}/notifier",
+                           "DB_CONNECT_TIMEOUT": "2"}).start()
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    single = {"to": "a@example.com", "subject": "s", "body": "b"}
+    batch = {"notifications": [{"channel": "email", **single, "to": f"b{i}@example.com"} for i in range(5)]}
+
+    def request(method, path, body=None):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        started = time.monotonic()
+        try:
+            conn.request(method, path, json.dumps(body) if body is not None else None, headers)
+            response = conn.getresponse()
+            return response.status, response.getheader("Retry-After"), time.monotonic() - started
+        finally:
+            conn.close()
+
+    try:
+        assert request("POST", "/api/v1/notifications/email/", single)[0] == 202
+        proxy.blackhole()
+        during = [request("POST", "/api/v1/notifications/email/", single),
+                  request("POST", "/api/v1/notifications/batch/", batch)]
+        proxy.restore()
+        after = [request("POST", "/api/v1/notifications/email/", single)[0],
+                 request("POST", "/api/v1/notifications/batch/", batch)[0]]
+    finally:
+        server.stop()
+        proxy.stop()
+    assert [(status, retry_after) for status, retry_after, _ in during] == [(503, "5")] * 2, during
+    assert all(1.5 < took < 15 for _, _, took in during), during  # the connect timeout, not a hang
+    assert after == [202, 202]
