@@ -129,8 +129,9 @@ class ServiceUnavailableMiddleware:
     def process_exception(self, request, exception):
         if not is_unavailable(exception):
             return None
+        first_line = (str(exception).strip().splitlines() or [""])[0]
         logger.error("%s %s: 503, a dependency is unavailable: %s: %s", request.method, request.path,
-                     type(exception).__name__, str(exception).strip().splitlines()[0] if str(exception) else "")
+                     type(exception).__name__, first_line)
         return json_service_unavailable()
 
 

@@ -40,3 +40,15 @@ def test_djangos_500_handler_answers_503_while_a_dependency_is_down_and_500_othe
     assert (outage.status_code, outage["Retry-After"]) == (503, "5")
     assert "unavailable" in json.loads(outage.content)["detail"]
     assert bug.status_code == 500 and not bug.has_header("Retry-After")
+
+
+@pytest.mark.parametrize("message", ["server closed the connection unexpectedly\n\tThis probably means...", " \n", ""])
+def test_a_views_outage_answers_503_whatever_its_message(rf, message):
+    from django.db import InterfaceError
+
+    from apps.api.errors import ServiceUnavailableMiddleware
+
+    middleware = ServiceUnavailableMiddleware(lambda request: None)
+    request = rf.post("/api/v1/notifications/batch/")
+    assert middleware.process_exception(request, InterfaceError(message)).status_code == 503
+    assert middleware.process_exception(request, KeyError(message)) is None  # a bug: Django's 500
