@@ -345,7 +345,8 @@ class CountingTcpProxy:
         self._closed = False
         self._cut = False
         self._blackhole = False
-        self._open: set = set()  # the sockets of the connections it forwards, or holds unanswered
+        self._open: set = set()  # the sockets of the connections it forwards (their pipe threads close them)
+        self._held: set = set()  # the connections it holds unanswered (blackhole), closed when it stops holding
         self._thread = threading.Thread(target=self._accept, daemon=True)
 
     def start(self):
@@ -364,7 +365,7 @@ class CountingTcpProxy:
                 self.accepted += 1
                 cut, blackhole = self._cut, self._blackhole
                 if blackhole:
-                    self._open.add(client)  # held: its bytes are received by the kernel, never answered
+                    self._held.add(client)  # its bytes are received by the kernel, never answered
             if cut:
                 client.close()
                 continue
@@ -410,14 +411,15 @@ class CountingTcpProxy:
 
         with self.lock:
             self._cut, self._blackhole = cut, blackhole
-            sockets, self._open = list(self._open), set()
-        for s in sockets:
+            forwarded, self._open = list(self._open), set()
+            held, self._held = list(self._held), set()
+        for s in forwarded + held:
             try:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            if blackhole:
-                s.close()
+        for s in held:
+            s.close()
 
     def restore(self):
         self._close_open()

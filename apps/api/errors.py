@@ -4,7 +4,11 @@ from __future__ import annotations
 import logging
 import sys
 
+import psycopg
+import redis.exceptions
+from django import db
 from django.http import Http404, JsonResponse
+from kombu.exceptions import OperationalError as BrokerError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -79,29 +83,16 @@ logger = logging.getLogger(__name__)
 # Seconds a client is asked to wait before it tries again (the Retry-After of every 503).
 RETRY_AFTER_SECONDS = 5
 UNAVAILABLE_MESSAGE = "Service temporarily unavailable (a database or cache did not answer); retry later."
-_unavailable_types: tuple[type[BaseException], ...] | None = None
-
-
-def _unavailable_errors() -> tuple[type[BaseException], ...]:
-    """Errors that mean PostgreSQL, Redis or RabbitMQ is down, unreachable or cut the connection (not that
-    the request was wrong): Django's and psycopg's connection errors (psycopg's own cursors, bulk.py),
-    redis-py's connection errors and timeouts, kombu's (a publish in a request)."""
-    global _unavailable_types
-    if _unavailable_types is None:
-        import psycopg
-        import redis.exceptions
-        from django import db
-        from kombu.exceptions import OperationalError as BrokerError
-
-        _unavailable_types = (db.OperationalError, db.InterfaceError, psycopg.OperationalError,
-                              psycopg.InterfaceError, redis.exceptions.ConnectionError,
-                              redis.exceptions.TimeoutError, BrokerError)
-    return _unavailable_types
+# Errors that mean PostgreSQL, Redis or RabbitMQ is down, unreachable or cut the connection (not that the
+# request was wrong): Django's and psycopg's connection errors (psycopg's own cursors, bulk.py), redis-py's
+# connection errors and timeouts, kombu's (a publish in a request).
+UNAVAILABLE_ERRORS = (db.OperationalError, db.InterfaceError, psycopg.OperationalError, psycopg.InterfaceError,
+                      redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, BrokerError)
 
 
 def is_unavailable(exc: BaseException | None) -> bool:
     """Whether ``exc`` is a dependency's outage (answered 503 with Retry-After), not a bug (500)."""
-    return exc is not None and isinstance(exc, _unavailable_errors())
+    return isinstance(exc, UNAVAILABLE_ERRORS)
 
 
 def service_unavailable_body() -> dict:

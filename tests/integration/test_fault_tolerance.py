@@ -154,47 +154,68 @@ def test_the_api_answers_again_after_postgresql_cuts_its_connections(tmp_path, t
     assert Notification.objects.filter(id__in=created).count() == len(created)
 
 
+_SINGLE = {"to": "a@example.com", "subject": "s", "body": "b"}
+_BATCH = {"notifications": [{"channel": "email", **_SINGLE, "to": f"b{i}@example.com"} for i in range(5)]}
+
+
+def _api_through_proxy(tmp_path, name: str, **env):
+    """An API key, a TCP proxy to the test database, and the web server as the Procfile runs it (one ASGI
+    process) reaching the database only through that proxy."""
+    from apps.apikeys.services import api_key_create
+    from tests.live import Gunicorn
+    from tests.peers import CountingTcpProxy
+
+    key = api_key_create(name=name).raw
+    proxy = CountingTcpProxy("127.0.0.1", 5432).start()
+    env["NOTIFIER_TEST_DATABASE_URL"] = f"postgres://127.0.0.1:{proxy.port}/notifier"
+    try:
+        server = Gunicorn(tmp_path, workers=1, asgi=True, env=env).start()
+    except BaseException:
+        proxy.stop()
+        raise
+    return key, proxy, server
+
+
+def _request(server, key: str, method: str, path: str, body=None):
+    """(status, Retry-After, decoded body, seconds) of one request on a new connection."""
+    import http.client
+    import json
+    import time
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    started = time.monotonic()
+    try:
+        conn.request(method, path, json.dumps(body) if body is not None else None,
+                     {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        response = conn.getresponse()
+        answer = json.loads(response.read() or b"null")
+        return response.status, response.getheader("Retry-After"), answer, time.monotonic() - started
+    finally:
+        conn.close()
+
+
 def test_the_api_answers_503_with_retry_after_while_postgresql_is_unreachable(tmp_path, transactional_db,
                                                                                purge_queues):
     """The web server as the Procfile runs it reaches PostgreSQL through a proxy that the test cuts: while
     the database is gone, a single create (the express lane), a batch and a read each answer 503 with
     Retry-After and the API's error shape (they answered 500: an outage looked like a bug to clients'
     retry policies and to dashboards); once it is back, every request is 202 again and its rows exist."""
-    import http.client
-    import json
-
-    from apps.apikeys.services import api_key_create
-    from tests.live import Gunicorn
-    from tests.peers import CountingTcpProxy
-
-    key = api_key_create(name="outage").raw
-    proxy = CountingTcpProxy("127.0.0.1", 5432).start()
-    server = Gunicorn(tmp_path, workers=1, asgi=True,
-                      env={"NOTIFIER_TEST_DATABASE_URL": f"postgres://127.0.0.1:{proxy.port}/notifier"}).start()
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    single = {"to": "a@example.com", "subject": "s", "body": "b"}
-    batch = {"notifications": [{"channel": "email", **single, "to": f"b{i}@example.com"} for i in range(5)]}
+    key, proxy, server = _api_through_proxy(tmp_path, "outage")
 
     def request(method, path, body=None):
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        try:
-            conn.request(method, path, json.dumps(body) if body is not None else None, headers)
-            response = conn.getresponse()
-            return response.status, response.getheader("Retry-After"), json.loads(response.read() or b"null")
-        finally:
-            conn.close()
+        return _request(server, key, method, path, body)[:3]
 
     try:
-        status, _, first = request("POST", "/api/v1/notifications/email/", single)
+        status, _, first = request("POST", "/api/v1/notifications/email/", _SINGLE)
         assert status == 202
         assert proxy.accepted >= 1  # the server's database connections go through the proxy
         proxy.cut()
-        during = [request("POST", "/api/v1/notifications/email/", single) for _ in range(3)]
-        during += [request("POST", "/api/v1/notifications/batch/", batch),
+        during = [request("POST", "/api/v1/notifications/email/", _SINGLE) for _ in range(3)]
+        during += [request("POST", "/api/v1/notifications/batch/", _BATCH),
                    request("GET", f"/api/v1/notifications/{first['id']}/")]
         proxy.restore()
-        after = [request("POST", "/api/v1/notifications/email/", single) for _ in range(3)]
-        after.append(request("POST", "/api/v1/notifications/batch/", batch))
+        after = [request("POST", "/api/v1/notifications/email/", _SINGLE) for _ in range(3)]
+        after.append(request("POST", "/api/v1/notifications/batch/", _BATCH))
     finally:
         server.stop()
         proxy.stop()
@@ -212,45 +233,24 @@ def test_a_database_that_stops_answering_costs_a_request_the_connect_timeout_not
     are gone and a new one is accepted but never answered. libpq used to wait for ever, so the request (and
     the group committer with every single behind it) hung; with DB_CONNECT_TIMEOUT it gives up, and the
     request answers 503 with Retry-After. Once the database answers again, so does the API."""
-    import http.client
-    import json
-    import time
-
     from django.conf import settings
-
-    from apps.apikeys.services import api_key_create
-    from tests.live import Gunicorn
-    from tests.peers import CountingTcpProxy
 
     options = settings.DATABASES["default"]["OPTIONS"]  # the defaults every process gets
     assert (options["connect_timeout"], options["tcp_user_timeout"], options["keepalives"]) == (5, 30000, 1)
-    key = api_key_create(name="partition").raw
-    proxy = CountingTcpProxy("127.0.0.1", 5432).start()
-    server = Gunicorn(tmp_path, workers=1, asgi=True,
-                      env={"NOTIFIER_TEST_DATABASE_URL": f"postgres://127.0.0.1:{proxy.port}/notifier",
-                           "DB_CONNECT_TIMEOUT": "2"}).start()
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    single = {"to": "a@example.com", "subject": "s", "body": "b"}
-    batch = {"notifications": [{"channel": "email", **single, "to": f"b{i}@example.com"} for i in range(5)]}
+    key, proxy, server = _api_through_proxy(tmp_path, "partition", DB_CONNECT_TIMEOUT="2")
 
     def request(method, path, body=None):
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        started = time.monotonic()
-        try:
-            conn.request(method, path, json.dumps(body) if body is not None else None, headers)
-            response = conn.getresponse()
-            return response.status, response.getheader("Retry-After"), time.monotonic() - started
-        finally:
-            conn.close()
+        status, retry_after, _, took = _request(server, key, method, path, body)
+        return status, retry_after, took
 
     try:
-        assert request("POST", "/api/v1/notifications/email/", single)[0] == 202
+        assert request("POST", "/api/v1/notifications/email/", _SINGLE)[0] == 202
         proxy.blackhole()
-        during = [request("POST", "/api/v1/notifications/email/", single),
-                  request("POST", "/api/v1/notifications/batch/", batch)]
+        during = [request("POST", "/api/v1/notifications/email/", _SINGLE),
+                  request("POST", "/api/v1/notifications/batch/", _BATCH)]
         proxy.restore()
-        after = [request("POST", "/api/v1/notifications/email/", single)[0],
-                 request("POST", "/api/v1/notifications/batch/", batch)[0]]
+        after = [request("POST", "/api/v1/notifications/email/", _SINGLE)[0],
+                 request("POST", "/api/v1/notifications/batch/", _BATCH)[0]]
     finally:
         server.stop()
         proxy.stop()

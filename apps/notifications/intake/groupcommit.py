@@ -112,12 +112,7 @@ class GroupCommitter:
     def submit(self, specs: list, api_key) -> list:
         """Create ``specs`` (validated) for ``api_key``; returns their notifications or raises this request's error."""
         ticket = Ticket(list(specs), api_key.pk if api_key is not None else None)
-        with self._lock:
-            self._thread.ensure()
-            if not self._pending:
-                self._first_at = time.monotonic()
-            self._pending.append(ticket)
-        self._wake.set()
+        self._enqueue(ticket)
         if not ticket.done.wait(self.wait):
             raise RuntimeError("the group committer did not answer in time")
         if ticket.error is not None:
@@ -126,10 +121,13 @@ class GroupCommitter:
 
     def submit_express(self, ticket: ExpressTicket) -> None:
         """Queue an event loop's request; its future is resolved (from this thread) once it is done."""
+        self._enqueue(ticket)
+
+    def _enqueue(self, ticket: Ticket | ExpressTicket) -> None:
         with self._lock:
             self._thread.ensure()
             if not self._pending:
-                self._first_at = time.monotonic()
+                self._first_at = time.monotonic()  # the oldest pending request: the gather counts from it
             self._pending.append(ticket)
         self._wake.set()
 
